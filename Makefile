@@ -1,0 +1,39 @@
+# The two commands a newcomer runs: `make demo` (the whole hub on SQLite, seeded) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: demo test install install-dev lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+
+.env:
+	cp .env.example .env
+
+demo: install .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python manage.py seed_demo
+	@echo "Starting web, worker and beat: open http://127.0.0.1:$(PORT)/admin/ (Ctrl-C stops all three)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -p $(PORT)
+
+# Provisions throwaway PostgreSQL + Redis (installs the Debian packages if missing), runs the suite on
+# SQLite and again on PostgreSQL + Redis, then stops what it started.
+test: install-dev
+	scripts/test_all
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var *.egg-info

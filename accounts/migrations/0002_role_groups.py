@@ -1,0 +1,17 @@
+"""The three role groups. Their permissions are (re)assigned after every migrate by accounts.apps, because
+permissions of models added later only exist once those models are migrated."""
+
+from django.db import migrations
+
+ROLES = ("Admin", "Front desk", "Therapist")
+
+
+def create_groups(apps, schema_editor):
+    Group = apps.get_model("auth", "Group")
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("accounts", "0001_initial"), ("auth", "0012_alter_user_first_name_max_length")]
+    operations = [migrations.RunPython(create_groups, migrations.RunPython.noop)]

@@ -1,0 +1,49 @@
+"""Writes for accounts: role groups and their permissions, role assignment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+from audit.services import audit_record
+
+from .roles import ALL, ROLE_PERMISSIONS, ROLES
+
+
+def roles_sync_permissions() -> None:
+    """Create the role groups if missing and set each group's permissions to exactly its table entry."""
+    for role in ROLES:
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = Permission.objects.none()
+        for app_label, codenames in ROLE_PERMISSIONS[role].items():
+            if app_label == ALL:
+                wanted = Permission.objects.all()
+                break
+            perms = Permission.objects.filter(content_type__app_label=app_label)
+            if codenames != ALL:
+                perms = perms.filter(codename__in=codenames)
+            wanted = wanted | perms
+        group.permissions.set(wanted.distinct())
+
+
+def user_create(
+    *, actor: Any | None, username: str, password: str | None, role: str, email: str = "", **extra: Any
+) -> Any:
+    """Create a user in one role. Admin and Front desk are staff (they use the admin site)."""
+    if role not in ROLES:
+        raise ValueError(f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.")
+    User = get_user_model()
+    with transaction.atomic():
+        user = User(username=username, email=email, is_staff=role in ("Admin", "Front desk"), **extra)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.full_clean(exclude=["password"])
+        user.save()
+        user.groups.add(Group.objects.get(name=role))
+        audit_record(actor=actor, action="accounts.user.created", target=user, details={"role": role})
+    return user

@@ -1,0 +1,32 @@
+"""Test overrides: deterministic secrets, eager tasks, fast hashing. The database comes from DATABASE_URL
+(PostgreSQL run) or defaults to SQLite; the SQLite test database is a file so that a real Celery worker
+process started by a test can open it too."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
+# Two keys, newest first, so rotation is exercised by the suite.
+os.environ.setdefault(
+    "FIELD_ENCRYPTION_KEYS",
+    "rWw1b4b6gfpTzhkk0yqkkC0vEYb1bSeqI7yEF4Jz0Ks=,8F1s2L1lF2E5p4xV9yJ3Yc7cF6uQ0r1Wn0Yb0o6QyqE=",
+)
+
+from .base import *  # noqa: E402,F403
+from .base import DATABASES, VAR_DIR  # noqa: E402
+
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}

@@ -1,0 +1,151 @@
+"""Run the pure engine over the database and persist its findings as Conflict rows, idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from audit.services import audit_record
+from scheduler.models import OCCUPYING_STATUSES, Appointment, BusyBlock, Service, Therapist, TimeOff
+
+from .engine import Block, Finding, Slot, WorkingWeek, detect_all, parse_working_hours
+from .models import Conflict
+
+AUTO_CLOSED = "no_longer_applies"
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    opened: list[int]
+    closed: list[int]
+    findings: int
+
+
+def _slot(a: Appointment, buffers: dict[int, tuple[timedelta, timedelta]]) -> Slot:
+    before, after = buffers.get(a.service_id or 0, (timedelta(0), timedelta(0)))
+    return Slot(
+        id=a.pk,
+        therapist_id=a.therapist_id,
+        start=a.start,
+        end=a.end,
+        buffer_before=before,
+        buffer_after=after,
+        patient_ref=a.patient_ref,
+        source_system=a.source_system,
+    )
+
+
+def _weeks(therapist_ids: Iterable[int], start: datetime, end: datetime) -> dict[int, WorkingWeek]:
+    """Working rules per therapist; a therapist with no hours configured has no rules (no findings)."""
+    off: dict[int, list[tuple[datetime, datetime]]] = {}
+    for t in TimeOff.objects.filter(therapist_id__in=therapist_ids, start__lt=end, end__gt=start):
+        off.setdefault(t.therapist_id, []).append((t.start, t.end))
+    return {
+        t.pk: WorkingWeek(
+            tz=ZoneInfo(t.timezone),
+            hours=parse_working_hours(t.working_hours),
+            time_off=tuple(off.get(t.pk, ())),
+        )
+        for t in Therapist.objects.filter(pk__in=therapist_ids)
+        if t.working_hours
+    }
+
+
+def conflicts_detect(*, therapist_ids: Iterable[int], start: datetime, end: datetime) -> DetectResult:
+    """Detect every kind for these therapists around [start, end); open new findings, close vanished ones.
+
+    Runs inside the caller's transaction when there is one (write paths), else in its own.
+    """
+    therapist_ids = sorted(set(therapist_ids))
+    buffers = {
+        s.pk: (timedelta(minutes=s.buffer_before_minutes), timedelta(minutes=s.buffer_after_minutes))
+        for s in Service.objects.all()
+    }
+    widest = Service.objects.aggregate(b=Max("buffer_before_minutes"), a=Max("buffer_after_minutes"))
+    pad = timedelta(minutes=(widest["b"] or 0) + (widest["a"] or 0))
+    occupying = Appointment.objects.filter(status__in=OCCUPYING_STATUSES)
+    mine = list(occupying.filter(therapist_id__in=therapist_ids, start__lt=end + pad, end__gt=start - pad))
+    if mine:
+        # Widen once to the extent of what was found, so a long appointment's partners are all loaded.
+        start = min(start, *(a.start for a in mine))
+        end = max(end, *(a.end for a in mine))
+        mine = list(
+            occupying.filter(therapist_id__in=therapist_ids, start__lt=end + pad, end__gt=start - pad)
+        )
+    refs = {a.patient_ref for a in mine if a.patient_ref}
+    same_patient = (
+        list(
+            occupying.filter(patient_ref__in=refs, start__lt=end, end__gt=start).exclude(
+                therapist_id__in=therapist_ids
+            )
+        )
+        if refs
+        else []
+    )
+    blocks = [
+        Block(id=b.pk, therapist_id=b.therapist_id, start=b.start, end=b.end)
+        for b in BusyBlock.objects.filter(
+            therapist_id__in=therapist_ids, start__lt=end + pad, end__gt=start - pad
+        )
+    ]
+    slots = [_slot(a, buffers) for a in [*mine, *same_patient]]
+    findings = [
+        f
+        for f in detect_all(slots, blocks, _weeks(therapist_ids, start - pad, end + pad))
+        # Findings solely among other therapists' appointments belong to their own detection runs.
+        if f.therapist_id in therapist_ids or f.therapist_id is None
+    ]
+    in_scope = [a.pk for a in mine]
+    with transaction.atomic():
+        return _persist(findings, in_scope)
+
+
+def _persist(findings: list[Finding], appointment_ids: list[int]) -> DetectResult:
+    found = {f.fingerprint: f for f in findings}
+    existing = {
+        c.fingerprint: c
+        for c in Conflict.objects.filter(status=Conflict.Status.OPEN, fingerprint__in=list(found))
+    }
+    opened: list[int] = []
+    for fp, f in found.items():
+        if fp in existing:
+            continue
+        conflict = Conflict.objects.create(
+            kind=f.kind, fingerprint=fp, therapist_id=f.therapist_id, start=f.start, end=f.end
+        )
+        conflict.appointments.set(f.appointment_ids)
+        if f.busy_block_ids:
+            conflict.busy_blocks.set(f.busy_block_ids)
+        opened.append(conflict.pk)
+    stale = (
+        Conflict.objects.filter(status=Conflict.Status.OPEN, appointments__in=appointment_ids)
+        .exclude(fingerprint__in=list(found))
+        .distinct()
+    )
+    closed = list(stale.values_list("pk", flat=True))
+    if closed:
+        Conflict.objects.filter(pk__in=closed).update(
+            status=Conflict.Status.RESOLVED, resolution=AUTO_CLOSED, resolved_at=timezone.now()
+        )
+    if opened or closed:
+        audit_record(
+            actor=None,
+            action="conflicts.conflict.detected",
+            target_type="conflicts.conflict",
+            details={"opened": opened, "closed": closed},
+        )
+    return DetectResult(opened=opened, closed=closed, findings=len(found))
+
+
+def conflicts_detect_for_therapist(*, therapist_id: int, horizon_days: int = 365) -> DetectResult:
+    """Re-evaluate a therapist's upcoming appointments (after working hours or time off change)."""
+    now = timezone.now()
+    return conflicts_detect(
+        therapist_ids=[therapist_id], start=now - timedelta(days=1), end=now + timedelta(days=horizon_days)
+    )

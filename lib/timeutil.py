@@ -1,0 +1,28 @@
+"""Time-zone helpers shared by every app."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from .errors import InvalidInput
+
+
+def require_aware(value: datetime, name: str) -> datetime:
+    """Refuse naive datetimes (their zone is a guess); return the instant in UTC."""
+    if not isinstance(value, datetime):
+        raise InvalidInput(f"{name} must be a date and time, got {type(value).__name__}.")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{name} must include a time zone offset (got naive {value.isoformat()}).")
+    return value.astimezone(UTC)
+
+
+def require_interval(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    start, end = require_aware(start, "start"), require_aware(end, "end")
+    if not start < end:
+        raise InvalidInput(f"start ({start.isoformat()}) must be before end ({end.isoformat()}).")
+    return start, end
+
+
+def local(value: datetime, tz: str) -> datetime:
+    return value.astimezone(ZoneInfo(tz))

@@ -1,0 +1,465 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from conflicts.engine import WorkingHoursError, parse_working_hours
+from lib.admin import AuditedModelAdmin, run_service_action
+from lib.errors import ApplicationError
+
+from . import selectors, services
+from .models import (
+    OCCUPYING_STATUSES,
+    Appointment,
+    AppointmentStatus,
+    BusyBlock,
+    Office,
+    Patient,
+    Service,
+    SourceSystem,
+    Therapist,
+    TimeOff,
+)
+
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _local_datetime(day: Any, clock: Any, tz: str) -> datetime:
+    """Wall-clock time in `tz` as an aware instant; a time skipped by a clock change is refused."""
+    value = datetime.combine(day, clock, tzinfo=ZoneInfo(tz))
+    if value.astimezone(ZoneInfo("UTC")).astimezone(ZoneInfo(tz)).replace(tzinfo=None) != value.replace(
+        tzinfo=None
+    ):
+        raise forms.ValidationError(
+            f"{value:%Y-%m-%d %H:%M} does not exist in {tz} (the clocks change then)."
+        )
+    return value
+
+
+def _fmt_local(start: datetime, end: datetime, tz: str) -> str:
+    s, e = start.astimezone(ZoneInfo(tz)), end.astimezone(ZoneInfo(tz))
+    end_fmt = "%H:%M" if s.date() == e.date() else "%a %d %b %H:%M"
+    return f"{s:%a %d %b %Y %H:%M}–{e.strftime(end_fmt)} {s.tzname()}"
+
+
+# --- therapists -------------------------------------------------------------------------------------
+
+
+class TherapistForm(forms.ModelForm):
+    """Weekly hours edited as one line per day, e.g. "09:00-12:00, 13:00-17:00"; empty = not working."""
+
+    class Meta:
+        model = Therapist
+        fields = ["name", "email", "user", "timezone", "offices", "active"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        hours = self.instance.working_hours or {}
+        for day in DAYS:
+            self.fields[f"hours_{day}"] = forms.CharField(
+                label=day.capitalize(),
+                required=False,
+                initial=", ".join(hours.get(day, [])),
+                help_text="e.g. 09:00-12:00, 13:00-17:00" if day == "monday" else "",
+            )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        hours = {d: [p.strip() for p in (data.get(f"hours_{d}") or "").split(",") if p.strip()] for d in DAYS}
+        hours = {d: v for d, v in hours.items() if v}
+        try:
+            parse_working_hours(hours)
+        except WorkingHoursError as exc:
+            raise forms.ValidationError(f"Working hours: {exc}") from exc
+        data["working_hours"] = hours
+        return data
+
+
+class TimeOffInline(admin.TabularInline):
+    model = TimeOff
+    extra = 0
+    fields = ("start", "end", "reason")
+    readonly_fields = ("start", "end", "reason")
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # through the Time off admin, which runs conflict detection
+
+
+@admin.register(Therapist)
+class TherapistAdmin(admin.ModelAdmin):
+    form = TherapistForm
+    list_display = ("name", "email", "timezone", "working_days", "active", "user")
+    list_filter = ("active", "timezone", "offices")
+    search_fields = ("name", "email")
+    inlines = [TimeOffInline]
+    fieldsets = [
+        (None, {"fields": ["name", "email", "user", "timezone", "offices", "active"]}),
+        ("Weekly working hours (in the therapist's time zone)", {"fields": [f"hours_{d}" for d in DAYS]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Therapist]:
+        return selectors.therapist_list_visible(viewer=request.user)
+
+    @admin.display(description="Working days")
+    def working_days(self, obj: Therapist) -> str:
+        return ", ".join(d[:3].capitalize() for d in DAYS if d in (obj.working_hours or {})) or "—"
+
+    def save_model(self, request: HttpRequest, obj: Therapist, form: TherapistForm, change: bool) -> None:
+        hours = form.cleaned_data["working_hours"]
+        new_user = form.cleaned_data.get("user")
+        if not change:
+            created = services.therapist_create(
+                actor=request.user,
+                name=obj.name,
+                email=obj.email,
+                timezone=obj.timezone,
+                working_hours=hours,
+                user=new_user,
+            )
+            obj.pk, obj.user = created.pk, created.user
+            return
+        user_changed = "user" in form.changed_data
+        previous_user = Therapist.objects.get(pk=obj.pk).user
+        obj.user = previous_user
+        obj.save()
+        from audit.services import audit_record
+
+        other = sorted(set(form.changed_data) - {"user", *(f"hours_{d}" for d in DAYS)})
+        if other:
+            audit_record(
+                actor=request.user,
+                action="scheduler.therapist.changed",
+                target=obj,
+                details={"fields": other},
+            )
+        if hours != (obj.working_hours or {}) or any(f.startswith("hours_") for f in form.changed_data):
+            services.therapist_set_working_hours(actor=request.user, therapist=obj, working_hours=hours)
+        if user_changed:
+            services.therapist_link_user(actor=request.user, therapist=obj, user=new_user)
+
+
+# --- appointments -----------------------------------------------------------------------------------
+
+
+class AppointmentForm(forms.ModelForm):
+    """Book or move a hub appointment in the therapist's own time zone; the service does the writing."""
+
+    date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    start_time = forms.TimeField(
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        help_text="In the therapist's time zone.",
+    )
+    duration_minutes = forms.IntegerField(
+        min_value=5, max_value=24 * 60, required=False, help_text="Defaults to the service's first duration."
+    )
+    override_reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Admins only: book over an existing appointment, with a reason.",
+    )
+
+    class Meta:
+        model = Appointment
+        fields = ["therapist", "service", "type", "office", "patient_ref"]
+
+    def __init__(self, *args: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request = request
+        if self.instance.pk:
+            local = self.instance.start.astimezone(ZoneInfo(self.instance.timezone))
+            self.initial.update(
+                date=local.date(),
+                start_time=local.time(),
+                duration_minutes=int((self.instance.end - self.instance.start).total_seconds() // 60),
+            )
+            for name in ("therapist", "service", "type", "office", "patient_ref"):
+                self.fields[name].disabled = True
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        therapist: Therapist = data.get("therapist") or self.instance.therapist
+        service: Service | None = data.get("service") or (self.instance.service if self.instance.pk else None)
+        minutes = data.get("duration_minutes") or (service.default_duration if service else None)
+        if minutes is None:
+            raise forms.ValidationError("Give a duration or choose a service.")
+        start = _local_datetime(data["date"], data["start_time"], therapist.timezone)
+        end = start + timedelta(minutes=minutes)
+        actor = self.request.user if self.request else None
+        # The service writes here, inside the admin's transaction, so its refusal becomes a form error.
+        try:
+            if self.instance.pk:
+                self.instance = services.appointment_reschedule(
+                    actor=actor,
+                    appointment=self.instance,
+                    start=start,
+                    end=end,
+                    override_reason=data.get("override_reason", ""),
+                )
+            else:
+                self.instance = services.appointment_book(
+                    actor=actor,
+                    therapist=therapist,
+                    start=start,
+                    end=end,
+                    service=service,
+                    type=data.get("type") or "consult",
+                    office=data.get("office"),
+                    patient_ref=data.get("patient_ref") or "",
+                    override_reason=data.get("override_reason", ""),
+                )
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return data
+
+
+class ConflictFilter(admin.SimpleListFilter):
+    title = "conflicts"
+    parameter_name = "conflict"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("open", "In an open conflict")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Appointment]) -> QuerySet[Appointment]:
+        if self.value() == "open":
+            return queryset.filter(conflicts__status="open").distinct()
+        return queryset
+
+
+@admin.register(Appointment)
+class AppointmentAdmin(admin.ModelAdmin):
+    form = AppointmentForm
+    list_display = (
+        "id",
+        "when_local",
+        "therapist",
+        "status",
+        "source_system",
+        "type",
+        "office",
+        "open_conflicts",
+    )
+    list_filter = ("status", "source_system", "therapist", "office", "type", ConflictFilter, "start")
+    search_fields = ("external_id", "patient_ref", "uid")
+    date_hierarchy = "start"
+    list_select_related = ("therapist", "office")
+    list_per_page = 50
+    actions = ["confirm", "complete", "mark_no_show", "cancel", "uncancel"]
+    readonly_fields = (
+        "when_local",
+        "status",
+        "source_system",
+        "external_id",
+        "connection",
+        "version",
+        "override_reason",
+        "created_by",
+        "created",
+        "updated",
+        "uid",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Appointment]:
+        return selectors.appointment_list_visible(viewer=request.user)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+
+        class RequestForm(form_class):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kw: Any) -> None:
+                super().__init__(*args, request=request, **kw)
+
+        return RequestForm
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        main = [
+            "therapist",
+            "service",
+            "type",
+            "office",
+            "patient_ref",
+            "date",
+            "start_time",
+            "duration_minutes",
+            "override_reason",
+        ]
+        if obj is None:
+            return [(None, {"fields": main})]
+        return [
+            (None, {"fields": ["when_local", *main]}),
+            (
+                "Record",
+                {
+                    "fields": [
+                        "status",
+                        "source_system",
+                        "external_id",
+                        "connection",
+                        "version",
+                        "uid",
+                        "override_reason",
+                        "created_by",
+                        "created",
+                        "updated",
+                    ],
+                    "classes": ["collapse"],
+                },
+            ),
+        ]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and (
+            obj.source_system != SourceSystem.HUB or obj.status not in OCCUPYING_STATUSES
+        ):
+            return False  # external facts, and finished appointments, are not edited here
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # appointments are cancelled, never deleted
+
+    def save_model(self, request: HttpRequest, obj: Appointment, form: Any, change: bool) -> None:
+        pass  # the form's clean() already wrote through the service
+
+    @admin.display(description="When (therapist's time)", ordering="start")
+    def when_local(self, obj: Appointment) -> str:
+        return _fmt_local(obj.start, obj.end, obj.timezone)
+
+    @admin.display(description="Conflicts")
+    def open_conflicts(self, obj: Appointment) -> str:
+        n = obj.conflicts.filter(status="open").count()
+        return f"⚠ {n}" if n else ""
+
+    def _status(self, request: HttpRequest, qs: QuerySet[Appointment], status: str, done: str) -> None:
+        run_service_action(
+            self,
+            request,
+            qs,
+            lambda a: services.appointment_set_status(actor=request.user, appointment=a, status=status),
+            done,
+        )
+
+    @admin.action(description="Confirm selected appointments", permissions=["change"])
+    def confirm(self, request: HttpRequest, qs: QuerySet[Appointment]) -> None:
+        self._status(request, qs, AppointmentStatus.CONFIRMED, "confirmed")
+
+    @admin.action(description="Mark selected as completed", permissions=["change"])
+    def complete(self, request: HttpRequest, qs: QuerySet[Appointment]) -> None:
+        self._status(request, qs, AppointmentStatus.COMPLETED, "marked completed")
+
+    @admin.action(description="Mark selected as no-show", permissions=["change"])
+    def mark_no_show(self, request: HttpRequest, qs: QuerySet[Appointment]) -> None:
+        self._status(request, qs, AppointmentStatus.NO_SHOW, "marked no-show")
+
+    @admin.action(description="Cancel selected appointments", permissions=["change"])
+    def cancel(self, request: HttpRequest, qs: QuerySet[Appointment]) -> None:
+        run_service_action(
+            self,
+            request,
+            qs,
+            lambda a: services.appointment_cancel(actor=request.user, appointment=a),
+            "cancelled",
+        )
+
+    @admin.action(description="Restore (un-cancel) selected appointments", permissions=["change"])
+    def uncancel(self, request: HttpRequest, qs: QuerySet[Appointment]) -> None:
+        self._status(request, qs, AppointmentStatus.SCHEDULED, "restored")
+
+
+# --- patients (PHI) ---------------------------------------------------------------------------------
+
+
+@admin.register(Patient)
+class PatientAdmin(admin.ModelAdmin):
+    """The list shows pseudonyms only; opening a record is a PHI read and is audited."""
+
+    list_display = ("ref", "created")
+    search_fields = ("ref",)
+    fields = ("ref", "name", "date_of_birth", "email", "phone")
+    readonly_fields = ("ref",)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return selectors.patient_can_read(user=request.user) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return selectors.patient_can_read(user=request.user) and super().has_view_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None and request.method == "GET":
+            selectors.patient_get_for_viewer(viewer=request.user, ref=obj.ref)  # audits the read
+        return obj
+
+    def save_model(self, request: HttpRequest, obj: Patient, form: Any, change: bool) -> None:
+        if change:
+            obj.save()
+            from audit.services import audit_record
+
+            audit_record(
+                actor=request.user,
+                action="scheduler.patient.changed",
+                target=obj,
+                details={"fields": sorted(form.changed_data)},
+            )
+            return
+        created = services.patient_create(
+            actor=request.user,
+            name=obj.name,
+            date_of_birth=obj.date_of_birth,
+            email=obj.email,
+            phone=obj.phone,
+        )
+        obj.pk, obj.ref = created.pk, created.ref
+
+
+# --- reference data ---------------------------------------------------------------------------------
+
+
+@admin.register(Office)
+class OfficeAdmin(AuditedModelAdmin):
+    list_display = ("name", "timezone")
+    search_fields = ("name",)
+
+
+@admin.register(Service)
+class ServiceAdmin(AuditedModelAdmin):
+    list_display = ("name", "durations", "buffer_before_minutes", "buffer_after_minutes", "price", "active")
+    list_filter = ("active",)
+
+
+@admin.register(TimeOff)
+class TimeOffAdmin(admin.ModelAdmin):
+    list_display = ("therapist", "start", "end", "reason")
+    list_filter = ("therapist",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: TimeOff, form: Any, change: bool) -> None:
+        created = services.time_off_add(
+            actor=request.user, therapist=obj.therapist, start=obj.start, end=obj.end, reason=obj.reason
+        )
+        obj.pk = created.pk
+
+
+@admin.register(BusyBlock)
+class BusyBlockAdmin(admin.ModelAdmin):
+    list_display = ("therapist", "start", "end", "source_system", "connection")
+    list_filter = ("source_system", "therapist")
+    date_hierarchy = "start"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # busy blocks come from connected calendars
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
