@@ -23,9 +23,8 @@ Semantics (a contract with the callers):
 
 from __future__ import annotations
 
-import heapq
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -159,6 +158,12 @@ def format_working_hours(parsed: Hours) -> dict[str, list[str]]:
 
 # --- normalisation ------------------------------------------------------------------------------
 
+_ZERO = timedelta(0)
+
+# A slot as the detectors use it: (padded start, padded end, start, end, index into the slot list), all
+# UTC. Holding only atomic values keeps these tuples out of the cyclic GC, which halves the run time.
+_Rec = tuple[datetime, datetime, datetime, datetime, int]
+
 
 def _utc(value: datetime) -> datetime:
     """The same instant in UTC; naive datetimes are refused rather than guessed."""
@@ -167,25 +172,20 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-# (padded start, padded end, start, end, slot), all in UTC.
-_Rec = tuple[datetime, datetime, datetime, datetime, Slot]
-
-
-def _records(slots: Iterable[Slot]) -> list[_Rec]:
-    """Slots with their UTC and padded UTC bounds, in input order."""
-    records: list[_Rec] = []
-    for slot in slots:
+def _normalise(slots: Iterable[Slot]) -> tuple[list[Slot], dict[int, list[_Rec]]]:
+    """The slots as a list, and their records per therapist sorted by start."""
+    slots = list(slots)
+    by_therapist: dict[int, list[_Rec]] = defaultdict(list)
+    for index, slot in enumerate(slots):
+        if slot.buffer_before < _ZERO or slot.buffer_after < _ZERO:
+            raise ValueError(f"slot {slot.id}: buffers must not be negative")
         start, end = _utc(slot.start), _utc(slot.end)
-        records.append((start - slot.buffer_before, end + slot.buffer_after, start, end, slot))
-    return records
-
-
-def _by_therapist(records: Iterable[_Rec]) -> dict[int, list[_Rec]]:
-    """Records grouped by therapist id."""
-    groups: dict[int, list[_Rec]] = defaultdict(list)
-    for record in records:
-        groups[record[4].therapist_id].append(record)
-    return groups
+        by_therapist[slot.therapist_id].append(
+            (start - slot.buffer_before, end + slot.buffer_after, start, end, index)
+        )
+    for group in by_therapist.values():
+        group.sort(key=itemgetter(2))
+    return slots, by_therapist
 
 
 def _pair(a: int, b: int) -> tuple[int, int]:
@@ -200,41 +200,41 @@ def _ordered(findings: list[Finding]) -> list[Finding]:
 
 
 def _intersecting_pairs(items: list[_Rec], lo: int, hi: int) -> Iterator[tuple[_Rec, _Rec]]:
-    """Every pair whose [item[lo], item[hi]) intervals intersect; sweep line, O(n log n + k)."""
-    items = sorted(items, key=itemgetter(lo))
-    active: list[tuple[datetime, int]] = []  # min-heap of (end, index) of intervals still open
-    for index, item in enumerate(items):
-        start = item[lo]
-        while active and active[0][0] <= start:
-            heapq.heappop(active)
-        # Everything still active started no later than this item and ends after its start.
-        for _, other in active:
-            yield items[other], item
-        heapq.heappush(active, (item[hi], index))
+    """Pairs whose non-empty [item[lo], item[hi]) intersect, for items sorted by item[lo]."""
+    # Sweep line: whatever starts before this item ends, from here on, is exactly the set it clashes
+    # with, so the inner loop runs once per pair plus once per item: O(n + k) after the sort.
+    count = len(items)
+    for i, item in enumerate(items):
+        end = item[hi]
+        j = i + 1
+        while j < count and items[j][lo] < end:
+            yield item, items[j]
+            j += 1
 
 
 # --- detectors ----------------------------------------------------------------------------------
 
 
-def _overlaps(records: list[_Rec]) -> list[Finding]:
-    """Overlap findings from normalised records."""
+def _overlaps(slots: list[Slot], by_therapist: dict[int, list[_Rec]]) -> list[Finding]:
+    """Overlap findings from normalised slots."""
     findings: list[Finding] = []
-    for therapist_id, group in _by_therapist(records).items():
-        for a, b in _intersecting_pairs(group, 0, 1):
+    for therapist_id, group in by_therapist.items():
+        for a, b in _intersecting_pairs(sorted(group, key=itemgetter(0)), 0, 1):
             start, end = max(a[2], b[2]), min(a[3], b[3])
             if start >= end:
                 start, end = max(a[0], b[0]), min(a[1], b[1])
-            findings.append(Finding(OVERLAP, _pair(a[4].id, b[4].id), (), therapist_id, start, end))
+            ids = _pair(slots[a[4]].id, slots[b[4]].id)
+            findings.append(Finding(OVERLAP, ids, (), therapist_id, start, end))
     return _ordered(findings)
 
 
 def find_overlaps(slots: Iterable[Slot]) -> list[Finding]:
     """Pairs of one therapist's slots whose buffer-padded intervals intersect."""
-    return _overlaps(_records(slots))
+    return _overlaps(*_normalise(slots))
 
 
 def _local_instant(day: date, clock: time, tz: ZoneInfo) -> datetime:
-    """The UTC instant of a local wall-clock time; time(0) as an end is handled by the caller."""
+    """The UTC instant of a local wall-clock time on a local date."""
     # fold=0 makes this deterministic: a nonexistent time (spring-forward gap) is read with the offset
     # in force before the transition, an ambiguous one (fall-back) as its first occurrence.
     return datetime.combine(day, clock, tzinfo=tz).astimezone(UTC)
@@ -266,11 +266,12 @@ class _Availability:
     def working(self, day: date) -> list[tuple[datetime, datetime]]:
         """Merged working intervals of one local date, in UTC."""
         if day not in self.days:
-            tz = self.week.tz
             intervals = []
             for start, end in self.week.hours.get(day.weekday(), ()):
                 end_day = day + timedelta(days=1) if end == time(0) else day
-                intervals.append((_local_instant(day, start, tz), _local_instant(end_day, end, tz)))
+                intervals.append(
+                    (_local_instant(day, start, self.week.tz), _local_instant(end_day, end, self.week.tz))
+                )
             self.days[day] = _merge(intervals)
         return self.days[day]
 
@@ -278,125 +279,147 @@ class _Availability:
         """Whether [start, end) lies inside working time and misses all time off."""
         tz = self.week.tz
         day = start.astimezone(tz).date()
-        intervals = self.days.get(day) or self.working(day)
-        for low, high in intervals:
+        for low, high in self.days.get(day) or self.working(day):
             if low <= start and end <= high:
                 break
         else:
-            # Slow path: the slot may run on into the next day's hours. A day's intervals can fall
-            # outside its own local date around transitions at midnight (Chile falls back at 24:00),
-            # so neighbouring days are joined in too.
+            # The slot may run on into the next day's hours. A day's intervals can also fall outside
+            # its own local date around a transition at midnight (Chile falls back at 24:00), so the
+            # neighbouring days are joined in too.
             last = end.astimezone(tz).date()
             days = [day + timedelta(days=n) for n in range(-1, (last - day).days + 2)]
             merged = _merge(interval for d in days for interval in self.working(d))
             if not any(low <= start and end <= high for low, high in merged):
                 return False
+        if not self.off:
+            return True
         # Time off is merged and sorted, so only the last block starting before `end` can reach `start`.
         index = bisect_left(self.off_starts, end) - 1
         return index < 0 or self.off[index][1] <= start
 
 
-def _outside_hours(records: list[_Rec], weeks: Mapping[int, WorkingWeek]) -> list[Finding]:
-    """Outside-hours findings from normalised records."""
-    availability = {therapist_id: _Availability(week) for therapist_id, week in weeks.items()}
+def _outside_hours(
+    slots: list[Slot], by_therapist: dict[int, list[_Rec]], weeks: Mapping[int, WorkingWeek]
+) -> list[Finding]:
+    """Outside-hours findings from normalised slots."""
     findings: list[Finding] = []
-    for _, _, start, end, slot in records:
-        rules = availability.get(slot.therapist_id)
-        if rules is not None and not rules.covers(start, end):
-            findings.append(Finding(OUTSIDE_HOURS, (slot.id,), (), slot.therapist_id, start, end))
+    for therapist_id, group in by_therapist.items():
+        if therapist_id not in weeks:
+            continue
+        rules = _Availability(weeks[therapist_id])
+        for _, _, start, end, index in group:
+            if not rules.covers(start, end):
+                findings.append(Finding(OUTSIDE_HOURS, (slots[index].id,), (), therapist_id, start, end))
     return _ordered(findings)
 
 
 def find_outside_hours(slots: Iterable[Slot], weeks: Mapping[int, WorkingWeek]) -> list[Finding]:
     """Slots not wholly inside their therapist's working hours, or touching time off."""
-    return _outside_hours(_records(slots), weeks)
+    return _outside_hours(*_normalise(slots), weeks)
 
 
-def _external_busy(records: list[_Rec], blocks: Iterable[Block]) -> list[Finding]:
-    """External-busy findings from normalised records."""
-    # One sweep over slots and blocks together; a clash is reported when its later-starting side
-    # arrives, against the other kind's intervals still open. Empty blocks occupy no time: dropped.
-    events: dict[int, list[tuple[datetime, datetime, int, Slot | Block]]] = defaultdict(list)
-    for _, _, start, end, slot in records:
-        events[slot.therapist_id].append((start, end, 0, slot))
+def _external_busy(
+    slots: list[Slot], by_therapist: dict[int, list[_Rec]], blocks: Iterable[Block]
+) -> list[Finding]:
+    """External-busy findings from normalised slots."""
+    busy_by_therapist: dict[int, list[tuple[datetime, datetime, int]]] = defaultdict(list)
     for block in blocks:
         start, end = _utc(block.start), _utc(block.end)
-        if start < end:
-            events[block.therapist_id].append((start, end, 1, block))
+        if start < end:  # an empty block occupies no time
+            busy_by_therapist[block.therapist_id].append((start, end, block.id))
     findings: list[Finding] = []
-    for therapist_id, items in events.items():
-        items.sort(key=itemgetter(0))
-        open_slots: list[tuple[datetime, int]] = []
-        open_blocks: list[tuple[datetime, int]] = []
-        for index, (start, end, is_block, item) in enumerate(items):
-            for heap in (open_slots, open_blocks):
-                while heap and heap[0][0] <= start:
-                    heapq.heappop(heap)
-            for _, other_index in open_slots if is_block else open_blocks:
-                other = items[other_index]
-                slot, block = (other[3], item) if is_block else (item, other[3])
+    for therapist_id, busy in busy_by_therapist.items():
+        group = by_therapist.get(therapist_id, [])
+        busy.sort()
+        busy_starts = [b[0] for b in busy]
+        slot_starts = [r[2] for r in group]
+        # Both lists are sorted by start; a clashing pair is found from whichever side starts later
+        # (from the slot on a tie), as the other side's start lying inside its interval.
+        for _, _, start, end, index in group:
+            j = bisect_left(busy_starts, start)
+            while j < len(busy) and busy[j][0] < end:
+                b_start, b_end, block_id = busy[j]
                 findings.append(
-                    Finding(EXTERNAL_BUSY, (slot.id,), (block.id,), therapist_id, start, min(end, other[1]))
+                    Finding(
+                        EXTERNAL_BUSY, (slots[index].id,), (block_id,), therapist_id, b_start, min(end, b_end)
+                    )
                 )
-            heapq.heappush(open_blocks if is_block else open_slots, (end, index))
+                j += 1
+        for b_start, b_end, block_id in busy:
+            j = bisect_right(slot_starts, b_start)
+            while j < len(group) and group[j][2] < b_end:
+                _, _, start, end, index = group[j]
+                findings.append(
+                    Finding(
+                        EXTERNAL_BUSY, (slots[index].id,), (block_id,), therapist_id, start, min(end, b_end)
+                    )
+                )
+                j += 1
     return _ordered(findings)
 
 
 def find_external_busy(slots: Iterable[Slot], blocks: Iterable[Block]) -> list[Finding]:
     """(slot, block) pairs of one therapist whose unpadded intervals intersect."""
-    return _external_busy(_records(slots), blocks)
+    return _external_busy(*_normalise(slots), blocks)
 
 
-def _patient_overlaps(records: list[_Rec]) -> list[Finding]:
-    """Patient-overlap findings from normalised records."""
+def _patient_overlaps(slots: list[Slot], by_therapist: dict[int, list[_Rec]]) -> list[Finding]:
+    """Patient-overlap findings from normalised slots."""
     by_patient: dict[str, list[_Rec]] = defaultdict(list)
-    for record in records:
-        if record[4].patient_ref:
-            by_patient[record[4].patient_ref].append(record)
+    for group in by_therapist.values():
+        for record in group:
+            if slots[record[4]].patient_ref:
+                by_patient[slots[record[4]].patient_ref].append(record)
     findings: list[Finding] = []
     for group in by_patient.values():
-        for a, b in _intersecting_pairs(group, 2, 3):
-            sa, sb = a[4], b[4]
-            therapist_id = sa.therapist_id if sa.therapist_id == sb.therapist_id else None
-            start, end = max(a[2], b[2]), min(a[3], b[3])
-            findings.append(Finding(PATIENT_OVERLAP, _pair(sa.id, sb.id), (), therapist_id, start, end))
+        for a, b in _intersecting_pairs(sorted(group, key=itemgetter(2)), 2, 3):
+            slot_a, slot_b = slots[a[4]], slots[b[4]]
+            same = slot_a.therapist_id == slot_b.therapist_id
+            ids = _pair(slot_a.id, slot_b.id)
+            therapist_id = slot_a.therapist_id if same else None
+            findings.append(Finding(PATIENT_OVERLAP, ids, (), therapist_id, b[2], min(a[3], b[3])))
     return _ordered(findings)
 
 
 def find_patient_overlaps(slots: Iterable[Slot]) -> list[Finding]:
     """Pairs of slots for the same known patient that intersect, whatever the therapists."""
-    return _patient_overlaps(_records(slots))
+    return _patient_overlaps(*_normalise(slots))
 
 
-def _duplicates(records: list[_Rec], tolerance: timedelta) -> list[Finding]:
-    """Duplicate findings from normalised records."""
-    if tolerance < timedelta(0):
+def _same_visit(a: Slot, b: Slot) -> bool:
+    """Whether two near-identical slots can be one visit booked in two systems."""
+    return a.source_system != b.source_system and (
+        a.patient_ref == b.patient_ref or not a.patient_ref or not b.patient_ref
+    )
+
+
+def _duplicates(
+    slots: list[Slot], by_therapist: dict[int, list[_Rec]], tolerance: timedelta
+) -> list[Finding]:
+    """Duplicate findings from normalised slots."""
+    if tolerance < _ZERO:
         raise ValueError(f"duplicate tolerance must not be negative, got {tolerance}")
     findings: list[Finding] = []
-    for therapist_id, group in _by_therapist(records).items():
-        group.sort(key=itemgetter(2))
-        for i, (_, _, start, end, slot) in enumerate(group):
-            for j in range(i + 1, len(group)):
+    for therapist_id, group in by_therapist.items():
+        count = len(group)
+        for i, (_, _, start, end, index) in enumerate(group):
+            latest = start + tolerance
+            j = i + 1
+            while j < count and group[j][2] <= latest:
                 _, _, other_start, other_end, other = group[j]
-                if other_start - start > tolerance:
-                    break
-                if (
-                    other.source_system != slot.source_system
-                    and abs(other_end - end) <= tolerance
-                    and (other.patient_ref == slot.patient_ref or "" in (other.patient_ref, slot.patient_ref))
-                ):
+                if abs(other_end - end) <= tolerance and _same_visit(slots[index], slots[other]):
                     clash_start, clash_end = other_start, min(end, other_end)
                     if clash_start >= clash_end:  # very short visits can be near without touching
                         clash_start, clash_end = start, max(end, other_end)
-                    findings.append(
-                        Finding(DUPLICATE, _pair(slot.id, other.id), (), therapist_id, clash_start, clash_end)
-                    )
+                    ids = _pair(slots[index].id, slots[other].id)
+                    findings.append(Finding(DUPLICATE, ids, (), therapist_id, clash_start, clash_end))
+                j += 1
     return _ordered(findings)
 
 
 def find_duplicates(slots: Iterable[Slot], tolerance: timedelta = timedelta(minutes=5)) -> list[Finding]:
     """Pairs of one therapist's slots from different sources that look like the same visit."""
-    return _duplicates(_records(slots), tolerance)
+    return _duplicates(*_normalise(slots), tolerance)
 
 
 def detect_all(
@@ -407,14 +430,14 @@ def detect_all(
     duplicate_tolerance: timedelta = timedelta(minutes=5),
 ) -> list[Finding]:
     """All five kinds of finding, in the order (kind, appointment ids, block ids)."""
-    records = _records(slots)
-    duplicates = _duplicates(records, duplicate_tolerance)
+    normalised = _normalise(slots)
+    duplicates = _duplicates(*normalised, duplicate_tolerance)
     duplicate_pairs = {finding.appointment_ids for finding in duplicates}
-    overlaps = [f for f in _overlaps(records) if f.appointment_ids not in duplicate_pairs]
+    overlaps = [f for f in _overlaps(*normalised) if f.appointment_ids not in duplicate_pairs]
     return _ordered(
         duplicates
+        + _external_busy(*normalised, blocks)
+        + _outside_hours(*normalised, weeks)
         + overlaps
-        + _outside_hours(records, weeks)
-        + _external_busy(records, blocks)
-        + _patient_overlaps(records)
+        + _patient_overlaps(*normalised)
     )

@@ -78,8 +78,9 @@ def external_appointment_upsert(
     start, end = require_interval(start, end)
     if status not in AppointmentStatus.values:
         raise InvalidInput(f"Unknown status {status!r}.")
-    therapist = Therapist.objects.get(pk=therapist_id)
     with transaction.atomic():
+        # Same lock as hub bookings: a booking and an ingest for one therapist see each other's rows.
+        therapist = Therapist.objects.select_for_update().get(pk=therapist_id)
         existing = Appointment.objects.filter(
             source_system=connection.platform,
             connection=connection,
@@ -107,7 +108,7 @@ def external_appointment_upsert(
             created, old = True, None
         else:
             appointment, created, old = existing, False, (existing.start, existing.end)
-            if all(getattr(existing, k) == v for k, v in values.items()):
+            if all(getattr(existing, k) == v for k, v in values.items()) and existing.raw == raw:
                 return existing, False
             for k, v in values.items():
                 setattr(appointment, k, v)

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from conflicts.engine import WorkingHoursError, parse_working_hours
 from lib.admin import AuditedModelAdmin, run_service_action
-from lib.errors import ApplicationError
+from lib.errors import ApplicationError, InvalidInput
 
 from . import selectors, services
 from .models import (
@@ -51,8 +51,20 @@ def _fmt_local(start: datetime, end: datetime, tz: str) -> str:
 # --- therapists -------------------------------------------------------------------------------------
 
 
+def _hours_field(example: str = "") -> forms.CharField:
+    return forms.CharField(required=False, help_text=f"e.g. {example}" if example else "")
+
+
 class TherapistForm(forms.ModelForm):
     """Weekly hours edited as one line per day, e.g. "09:00-12:00, 13:00-17:00"; empty = not working."""
+
+    hours_monday = _hours_field("09:00-12:00, 13:00-17:00")
+    hours_tuesday = _hours_field()
+    hours_wednesday = _hours_field()
+    hours_thursday = _hours_field()
+    hours_friday = _hours_field()
+    hours_saturday = _hours_field()
+    hours_sunday = _hours_field()
 
     class Meta:
         model = Therapist
@@ -62,12 +74,8 @@ class TherapistForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         hours = self.instance.working_hours or {}
         for day in DAYS:
-            self.fields[f"hours_{day}"] = forms.CharField(
-                label=day.capitalize(),
-                required=False,
-                initial=", ".join(hours.get(day, [])),
-                help_text="e.g. 09:00-12:00, 13:00-17:00" if day == "monday" else "",
-            )
+            self.fields[f"hours_{day}"].label = day.capitalize()
+            self.initial.setdefault(f"hours_{day}", ", ".join(hours.get(day, [])))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -370,7 +378,14 @@ class AppointmentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Restore (un-cancel) selected appointments", permissions=["change"])
     def uncancel(self, request: HttpRequest, qs: QuerySet[Appointment]) -> None:
-        self._status(request, qs, AppointmentStatus.SCHEDULED, "restored")
+        def restore(a: Appointment) -> None:
+            if a.status != AppointmentStatus.CANCELLED:
+                raise InvalidInput("Only a cancelled appointment can be restored.")
+            services.appointment_set_status(
+                actor=request.user, appointment=a, status=AppointmentStatus.SCHEDULED
+            )
+
+        run_service_action(self, request, qs, restore, "restored")
 
 
 # --- patients (PHI) ---------------------------------------------------------------------------------

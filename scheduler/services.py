@@ -8,13 +8,15 @@ already serialises all writers).
 
 from __future__ import annotations
 
+import functools
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -139,6 +141,7 @@ def therapist_link_user(*, actor: Any | None, therapist: Therapist, user: Any | 
         if previous is not None and previous != user:
             for perm in THERAPIST_OBJECT_PERMS:
                 remove_perm(perm, previous, therapist)
+            previous.groups.remove(Group.objects.get(name=THERAPIST))
         therapist.user = user
         therapist.save(update_fields=["user", "updated"])
         if user is not None:
@@ -271,6 +274,34 @@ def _guard(*, actor: Any | None, appointment: Appointment, override_reason: str)
     )
 
 
+def _refuse_database_double_booking(func: Callable[..., Appointment]) -> Callable[..., Appointment]:
+    """Map PostgreSQL's exclusion violation (SQLSTATE 23P01) to the same BookingConflict as the guard.
+
+    With the therapist lock the guard refuses first; the constraint is the backstop for any path that
+    would skip it. The service's transaction has rolled back here, so the clash can be looked up.
+    """
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Appointment:
+        try:
+            return func(**kwargs)
+        except IntegrityError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != "23P01":
+                raise
+            appointment = kwargs.get("appointment")
+            therapist_id = kwargs["therapist"].pk if "therapist" in kwargs else appointment.therapist_id
+            start = kwargs.get("start") or appointment.start
+            end = kwargs.get("end") or start + (appointment.end - appointment.start)  # book always has end
+            clashes = _clashing_ids(therapist_id=therapist_id, start=start, end=end, service=None,
+                                    exclude_pk=appointment.pk if appointment else None)
+            raise BookingConflict(
+                "The therapist already has an appointment at that time.",
+                details={"conflicting_appointment_ids": clashes},
+            ) from exc
+
+    return wrapper
+
+
 def _lock_therapist(therapist_id: int) -> Therapist:
     return Therapist.objects.select_for_update().get(pk=therapist_id)
 
@@ -303,6 +334,7 @@ def _reload_locked(appointment: Appointment) -> Appointment:
     return Appointment.objects.select_related("service").get(pk=appointment.pk)
 
 
+@_refuse_database_double_booking
 def appointment_book(
     *,
     actor: Any | None,
@@ -367,6 +399,7 @@ def appointment_book(
     return appointment
 
 
+@_refuse_database_double_booking
 def appointment_reschedule(
     *,
     actor: Any | None,
@@ -442,6 +475,7 @@ def appointment_cancel(
     return appointment
 
 
+@_refuse_database_double_booking
 def appointment_set_status(
     *,
     actor: Any | None,
@@ -457,7 +491,7 @@ def appointment_set_status(
         current = appointment.status
         if status not in STATUS_TRANSITIONS.get(current, set()):
             allowed = ", ".join(sorted(STATUS_TRANSITIONS.get(current, set()))) or "none"
-            raise InvalidInput(f"Cannot change a {current} appointment to {status!r} (allowed: {allowed}).")
+            raise InvalidInput(f"Cannot change a {current} appointment to '{status}' (allowed: {allowed}).")
         appointment.status = status
         overridden = False
         if status in OCCUPYING_STATUSES and current not in OCCUPYING_STATUSES:
