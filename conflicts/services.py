@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
@@ -12,10 +13,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from audit.services import audit_record
+from lib.errors import Forbidden, InvalidInput
 from scheduler.models import OCCUPYING_STATUSES, Appointment, BusyBlock, Service, Therapist, TimeOff
 
 from .engine import Block, Finding, Slot, WorkingWeek, detect_all, parse_working_hours
-from .models import Conflict
+from .models import Conflict, ConflictKind
 
 AUTO_CLOSED = "no_longer_applies"
 
@@ -108,6 +110,12 @@ def conflicts_detect(*, therapist_ids: Iterable[int], start: datetime, end: date
 
 def _persist(findings: list[Finding], appointment_ids: list[int]) -> DetectResult:
     found = {f.fingerprint: f for f in findings}
+    settled = set(
+        Conflict.objects.filter(fingerprint__in=list(found), resolution__in=STAFF_CLOSED).values_list(
+            "fingerprint", "start", "end"
+        )
+    )
+    found = {fp: f for fp, f in found.items() if (fp, f.start, f.end) not in settled}
     existing = {
         c.fingerprint: c
         for c in Conflict.objects.filter(status=Conflict.Status.OPEN, fingerprint__in=list(found))
@@ -149,3 +157,89 @@ def conflicts_detect_for_therapist(*, therapist_id: int, horizon_days: int = 365
     return conflicts_detect(
         therapist_ids=[therapist_id], start=now - timedelta(days=1), end=now + timedelta(days=horizon_days)
     )
+
+
+class Resolution:
+    CANCEL = "cancel"
+    RESCHEDULE = "reschedule"
+    ACCEPT = "accept"
+    MERGE = "merge"
+    DISMISS = "dismiss"
+    ALL = (CANCEL, RESCHEDULE, ACCEPT, MERGE, DISMISS)
+
+
+# Findings staff decided to live with; re-detection does not reopen them while the clash is unchanged.
+STAFF_CLOSED = (Resolution.ACCEPT, Resolution.DISMISS)
+
+
+def conflict_resolve(
+    *,
+    actor: Any,
+    conflict: Conflict,
+    action: str,
+    appointment: Appointment | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    note: str = "",
+) -> Conflict:
+    """Resolve an open conflict: cancel or reschedule one appointment, accept (with a reason), merge a
+    duplicate (keep `appointment`), or dismiss. One transaction: if the conflict still holds after a
+    cancel/reschedule/merge, nothing is changed and the reason is reported."""
+    if not (getattr(actor, "is_active", False) and actor.has_perm("conflicts.change_conflict")):
+        raise Forbidden("Only Admin and Front desk resolve conflicts.")
+    if action not in Resolution.ALL:
+        raise InvalidInput(f"Unknown resolution {action!r}; choose one of {', '.join(Resolution.ALL)}.")
+    with transaction.atomic():
+        conflict = Conflict.objects.select_for_update().get(pk=conflict.pk)
+        if conflict.status != Conflict.Status.OPEN:
+            raise InvalidInput(f"Conflict {conflict.pk} is already {conflict.status}.")
+        involved = list(conflict.appointments.all())
+        if action in (Resolution.CANCEL, Resolution.RESCHEDULE, Resolution.MERGE):
+            if appointment is None or appointment.pk not in {a.pk for a in involved}:
+                raise InvalidInput("Choose one of the appointments in this conflict.")
+        if action == Resolution.ACCEPT and not note.strip():
+            raise InvalidInput("Accepting a conflict needs a reason.")
+        from scheduler import services as scheduling
+
+        if action == Resolution.CANCEL:
+            scheduling.appointment_cancel(actor=actor, appointment=appointment, reason=note)
+        elif action == Resolution.RESCHEDULE:
+            if start is None:
+                raise InvalidInput("Rescheduling needs a new start time.")
+            scheduling.appointment_reschedule(actor=actor, appointment=appointment, start=start, end=end)
+        elif action == Resolution.MERGE:
+            if conflict.kind != ConflictKind.DUPLICATE:
+                raise InvalidInput("Only a duplicate can be merged.")
+            (other,) = [a for a in involved if a.pk != appointment.pk]
+            scheduling.appointment_merge(actor=actor, keep=appointment, duplicate=other)
+
+        conflict.refresh_from_db()
+        if action in (Resolution.CANCEL, Resolution.RESCHEDULE, Resolution.MERGE):
+            if conflict.status == Conflict.Status.OPEN:
+                raise InvalidInput(
+                    f"After that change the {conflict.get_kind_display().lower()} still holds."
+                )
+        conflict.status = (
+            Conflict.Status.DISMISSED if action == Resolution.DISMISS else Conflict.Status.RESOLVED
+        )
+        conflict.resolution = action
+        conflict.resolved_by = actor
+        conflict.resolved_at = timezone.now()
+        conflict.note = note.strip()
+        conflict.save(update_fields=["status", "resolution", "resolved_by", "resolved_at", "note"])
+        audit_record(
+            actor=actor,
+            action="conflicts.conflict.resolved",
+            target=conflict,
+            details={
+                "resolution": action,
+                "appointment_id": appointment.pk if appointment else None,
+                "kind": conflict.kind,
+            },
+        )
+        # Re-run detection for everything the conflict touched (a cancel can also clear other findings).
+        therapists = {a.therapist_id for a in involved}
+        conflicts_detect(
+            therapist_ids=therapists, start=min(a.start for a in involved), end=max(a.end for a in involved)
+        )
+    return conflict

@@ -11,7 +11,13 @@ from django.utils import timezone
 from audit.services import audit_record
 from lib.errors import InvalidInput
 from lib.timeutil import require_interval
-from scheduler.models import Appointment, AppointmentStatus, AppointmentType, Therapist
+from scheduler.models import (
+    MAX_APPOINTMENT_LENGTH,
+    Appointment,
+    AppointmentStatus,
+    AppointmentType,
+    Therapist,
+)
 
 from .models import WRITABLE_PLATFORMS, APIWriteQueue, Connection
 
@@ -75,7 +81,7 @@ def external_appointment_upsert(
     Single-row ingest (demo, tests, webhooks); bulk sync goes through sync_apply (integrations issue).
     Returns (appointment, created).
     """
-    start, end = require_interval(start, end)
+    start, end = require_interval(start, end, max_length=MAX_APPOINTMENT_LENGTH)
     if status not in AppointmentStatus.values:
         raise InvalidInput(f"Unknown status {status!r}.")
     with transaction.atomic():
@@ -108,6 +114,9 @@ def external_appointment_upsert(
             created, old = True, None
         else:
             appointment, created, old = existing, False, (existing.start, existing.end)
+            if existing.merged_into_id is not None:
+                # Staff merged it into the same visit from another source: it must not occupy time again.
+                values["status"] = AppointmentStatus.CANCELLED
             if all(getattr(existing, k) == v for k, v in values.items()) and existing.raw == raw:
                 return existing, False
             for k, v in values.items():

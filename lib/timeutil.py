@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .errors import InvalidInput
@@ -17,10 +17,15 @@ def require_aware(value: datetime, name: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def require_interval(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+def require_interval(
+    start: datetime, end: datetime, *, max_length: timedelta | None = None
+) -> tuple[datetime, datetime]:
+    """Aware, start before end (zero length refused), and optionally no longer than max_length."""
     start, end = require_aware(start, "start"), require_aware(end, "end")
     if not start < end:
         raise InvalidInput(f"start ({start.isoformat()}) must be before end ({end.isoformat()}).")
+    if max_length is not None and end - start > max_length:
+        raise InvalidInput(f"{end - start} is longer than the {max_length} an appointment may last.")
     return start, end
 
 

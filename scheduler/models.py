@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from zoneinfo import available_timezones
 
 from django.conf import settings
@@ -51,6 +52,9 @@ class AppointmentStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     NO_SHOW = "no_show", "No-show"
 
+
+# Longer appointments are refused; the bound lets clash queries limit their index range from below.
+MAX_APPOINTMENT_LENGTH = timedelta(hours=24)
 
 # Statuses that hold the therapist's time.
 OCCUPYING_STATUSES = (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED)
@@ -230,6 +234,11 @@ class Appointment(models.Model):
     # The source payload as received, kept for audit; encrypted because sources put PHI in it.
     raw = EncryptedJSONField(null=True, blank=True)
     override_reason = models.TextField(blank=True)
+    # Set when staff merged this record into another as the same visit from a second source; the record
+    # stays (its source still reports it) but no longer occupies time.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_duplicates"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

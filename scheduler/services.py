@@ -27,6 +27,7 @@ from lib.errors import BookingConflict, Forbidden, InvalidInput, StaleVersion
 from lib.timeutil import require_interval
 
 from .models import (
+    MAX_APPOINTMENT_LENGTH,
     OCCUPYING_STATUSES,
     Appointment,
     AppointmentStatus,
@@ -233,6 +234,7 @@ def _clashing_ids(
             status__in=OCCUPYING_STATUSES,
             start__lt=end + after + pad,
             end__gt=start - before - pad,
+            start__gt=start - before - pad - MAX_APPOINTMENT_LENGTH,  # bounds the index range scan
         )
         .exclude(pk=exclude_pk)
         .select_related("service")
@@ -292,8 +294,13 @@ def _refuse_database_double_booking(func: Callable[..., Appointment]) -> Callabl
             therapist_id = kwargs["therapist"].pk if "therapist" in kwargs else appointment.therapist_id
             start = kwargs.get("start") or appointment.start
             end = kwargs.get("end") or start + (appointment.end - appointment.start)  # book always has end
-            clashes = _clashing_ids(therapist_id=therapist_id, start=start, end=end, service=None,
-                                    exclude_pk=appointment.pk if appointment else None)
+            clashes = _clashing_ids(
+                therapist_id=therapist_id,
+                start=start,
+                end=end,
+                service=None,
+                exclude_pk=appointment.pk if appointment else None,
+            )
             raise BookingConflict(
                 "The therapist already has an appointment at that time.",
                 details={"conflicting_appointment_ids": clashes},
@@ -349,7 +356,7 @@ def appointment_book(
     override_reason: str = "",
 ) -> Appointment:
     """Book a hub appointment; a clash is refused (BookingConflict, naming the clashing ids)."""
-    start, end = require_interval(start, end)
+    start, end = require_interval(start, end, max_length=MAX_APPOINTMENT_LENGTH)
     if not therapist.active:
         raise InvalidInput(f"{therapist} is not active.")
     if status not in OCCUPYING_STATUSES:
@@ -412,7 +419,7 @@ def appointment_reschedule(
     """Move a hub appointment (end defaults to keeping its length)."""
     if end is None:
         end = start + (appointment.end - appointment.start)
-    start, end = require_interval(start, end)
+    start, end = require_interval(start, end, max_length=MAX_APPOINTMENT_LENGTH)
     with transaction.atomic():
         appointment = _reload_locked(appointment)
         _check_version(appointment, expected_version)
@@ -508,3 +515,32 @@ def appointment_set_status(
             _enqueue(appointment, "update")
         _detect(appointment)
     return appointment
+
+
+def appointment_merge(*, actor: Any | None, keep: Appointment, duplicate: Appointment) -> Appointment:
+    """Mark `duplicate` as the same visit as `keep`: it stays linked to its source but stops occupying."""
+    if keep.pk == duplicate.pk:
+        raise InvalidInput("An appointment cannot be merged into itself.")
+    if keep.therapist_id != duplicate.therapist_id:
+        raise InvalidInput("Only appointments of the same therapist can be the same visit.")
+    with transaction.atomic():
+        _lock_therapist(keep.therapist_id)
+        keep = Appointment.objects.get(pk=keep.pk)
+        duplicate = Appointment.objects.get(pk=duplicate.pk)
+        if keep.merged_into_id is not None:
+            raise InvalidInput(f"Appointment {keep.pk} was itself merged into {keep.merged_into_id}.")
+        previous = duplicate.status
+        duplicate.merged_into = keep
+        duplicate.status = AppointmentStatus.CANCELLED
+        duplicate.version += 1
+        duplicate.save(update_fields=["merged_into", "status", "version", "updated"])
+        audit_record(
+            actor=actor,
+            action="scheduler.appointment.merged",
+            target=duplicate,
+            details={"into": keep.pk, "previous_status": previous, "source": duplicate.source_system},
+        )
+        if duplicate.source_system == SourceSystem.HUB:
+            _enqueue(duplicate, "delete")
+        _detect(keep, (duplicate.start, duplicate.end))
+    return duplicate

@@ -12,8 +12,15 @@ from scheduler.services import appointment_book
 
 
 def _book_form(therapist, date="2026-12-07", time="10:00", **extra):
-    return {"therapist": therapist.pk, "type": "consult", "date": date, "start_time": time,
-            "duration_minutes": 50, "patient_ref": "", **extra}
+    return {
+        "therapist": therapist.pk,
+        "type": "consult",
+        "date": date,
+        "start_time": time,
+        "duration_minutes": 50,
+        "patient_ref": "",
+        **extra,
+    }
 
 
 def test_front_desk_books_in_the_therapists_local_time(client, frontdesk_user, therapist_b):
@@ -37,8 +44,9 @@ def test_a_clash_in_the_admin_form_is_a_form_error_and_writes_nothing(client, fr
 
 def test_a_local_time_skipped_by_the_clock_change_is_refused(client, frontdesk_user, therapist_a):
     client.force_login(frontdesk_user)
-    response = client.post(reverse("admin:scheduler_appointment_add"),
-                           _book_form(therapist_a, date="2027-03-14", time="02:30"))
+    response = client.post(
+        reverse("admin:scheduler_appointment_add"), _book_form(therapist_a, date="2027-03-14", time="02:30")
+    )
     assert "does not exist in America/New_York" in response.content.decode()
     assert not Appointment.objects.exists()
 
@@ -65,10 +73,22 @@ def test_status_actions_go_through_the_services_and_report_refusals(client, fron
 def test_working_hours_editor_validates_and_saves_through_the_service(client, admin_user, therapist_a):
     client.force_login(admin_user)
     url = reverse("admin:scheduler_therapist_change", args=[therapist_a.pk])
-    form = {"name": therapist_a.name, "email": therapist_a.email, "user": therapist_a.user_id,
-            "timezone": therapist_a.timezone, "active": "on", "hours_monday": "09:00-12:00, 13:00-18:00",
-            "hours_tuesday": "", "hours_wednesday": "17:00-09:00", "hours_thursday": "", "hours_friday": "",
-            "hours_saturday": "", "hours_sunday": "", "time_off-TOTAL_FORMS": 0, "time_off-INITIAL_FORMS": 0}
+    form = {
+        "name": therapist_a.name,
+        "email": therapist_a.email,
+        "user": therapist_a.user_id,
+        "timezone": therapist_a.timezone,
+        "active": "on",
+        "hours_monday": "09:00-12:00, 13:00-18:00",
+        "hours_tuesday": "",
+        "hours_wednesday": "17:00-09:00",
+        "hours_thursday": "",
+        "hours_friday": "",
+        "hours_saturday": "",
+        "hours_sunday": "",
+        "time_off-TOTAL_FORMS": 0,
+        "time_off-INITIAL_FORMS": 0,
+    }
     response = client.post(url, form)
     assert response.status_code == 200 and "wednesday" in response.content.decode()
     form["hours_wednesday"] = "10:00-14:00"
