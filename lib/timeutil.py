@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from .errors import InvalidInput
@@ -31,3 +31,21 @@ def require_interval(
 
 def local(value: datetime, tz: str) -> datetime:
     return value.astimezone(ZoneInfo(tz))
+
+
+def wall_clock_to_instant(day: date, clock: time, tz: str) -> datetime:
+    """A wall-clock time in `tz` as an aware instant; a time skipped by a clock change is refused.
+
+    An ambiguous time (clocks going back) means its first occurrence (fold=0), as people usually intend.
+    """
+    value = datetime.combine(day, clock, tzinfo=ZoneInfo(tz))
+    if value.astimezone(UTC).astimezone(ZoneInfo(tz)).replace(tzinfo=None) != value.replace(tzinfo=None):
+        raise InvalidInput(f"{value:%Y-%m-%d %H:%M} does not exist in {tz} (the clocks change then).")
+    return value
+
+
+def format_local_range(start: datetime, end: datetime, tz: str) -> str:
+    """E.g. "Mon 07 Dec 2026 10:00–10:50 EST" in the given zone."""
+    s, e = start.astimezone(ZoneInfo(tz)), end.astimezone(ZoneInfo(tz))
+    end_fmt = "%H:%M" if s.date() == e.date() else "%a %d %b %H:%M"
+    return f"{s:%a %d %b %Y %H:%M}–{e.strftime(end_fmt)} {s.tzname()}"

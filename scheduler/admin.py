@@ -1,17 +1,18 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from conflicts.engine import WorkingHoursError, parse_working_hours
 from lib.admin import AuditedModelAdmin, run_service_action
 from lib.errors import ApplicationError, InvalidInput
+from lib.timeutil import format_local_range, wall_clock_to_instant
 
 from . import selectors, services
 from .models import (
@@ -28,24 +29,6 @@ from .models import (
 )
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-def _local_datetime(day: Any, clock: Any, tz: str) -> datetime:
-    """Wall-clock time in `tz` as an aware instant; a time skipped by a clock change is refused."""
-    value = datetime.combine(day, clock, tzinfo=ZoneInfo(tz))
-    if value.astimezone(ZoneInfo("UTC")).astimezone(ZoneInfo(tz)).replace(tzinfo=None) != value.replace(
-        tzinfo=None
-    ):
-        raise forms.ValidationError(
-            f"{value:%Y-%m-%d %H:%M} does not exist in {tz} (the clocks change then)."
-        )
-    return value
-
-
-def _fmt_local(start: datetime, end: datetime, tz: str) -> str:
-    s, e = start.astimezone(ZoneInfo(tz)), end.astimezone(ZoneInfo(tz))
-    end_fmt = "%H:%M" if s.date() == e.date() else "%a %d %b %H:%M"
-    return f"{s:%a %d %b %Y %H:%M}–{e.strftime(end_fmt)} {s.tzname()}"
 
 
 # --- therapists -------------------------------------------------------------------------------------
@@ -199,11 +182,11 @@ class AppointmentForm(forms.ModelForm):
         minutes = data.get("duration_minutes") or (service.default_duration if service else None)
         if minutes is None:
             raise forms.ValidationError("Give a duration or choose a service.")
-        start = _local_datetime(data["date"], data["start_time"], therapist.timezone)
-        end = start + timedelta(minutes=minutes)
         actor = self.request.user if self.request else None
         # The service writes here, inside the admin's transaction, so its refusal becomes a form error.
         try:
+            start = wall_clock_to_instant(data["date"], data["start_time"], therapist.timezone)
+            end = start + timedelta(minutes=minutes)
             if self.instance.pk:
                 self.instance = services.appointment_reschedule(
                     actor=actor,
@@ -276,7 +259,10 @@ class AppointmentAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Appointment]:
-        return selectors.appointment_list_visible(viewer=request.user)
+        open_conflicts = Count("conflicts", filter=Q(conflicts__status="open"), distinct=True)
+        return selectors.appointment_list_visible(viewer=request.user).annotate(
+            n_open_conflicts=open_conflicts
+        )
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form_class = super().get_form(request, obj, change=change, **kwargs)
@@ -338,12 +324,12 @@ class AppointmentAdmin(admin.ModelAdmin):
 
     @admin.display(description="When (therapist's time)", ordering="start")
     def when_local(self, obj: Appointment) -> str:
-        return _fmt_local(obj.start, obj.end, obj.timezone)
+        return format_local_range(obj.start, obj.end, obj.timezone)
 
     @admin.display(description="Conflicts")
     def open_conflicts(self, obj: Appointment) -> str:
-        n = obj.conflicts.filter(status="open").count()
-        return f"⚠ {n}" if n else ""
+        n = obj.n_open_conflicts  # type: ignore[attr-defined]
+        return f"⚠ {n} open" if n else ""
 
     def _status(self, request: HttpRequest, qs: QuerySet[Appointment], status: str, done: str) -> None:
         run_service_action(
