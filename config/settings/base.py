@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
@@ -180,7 +181,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
-    "audit-verify-nightly": {"task": "audit.tasks.audit_verify_task", "schedule": 24 * 60 * 60},
+    "audit-verify-nightly": {"task": "audit.tasks.audit_verify_task", "schedule": crontab(hour=2, minute=30)},
+    "conflicts-scan-nightly": {
+        "task": "conflicts.tasks.conflicts_scan_task",
+        "schedule": crontab(hour=3, minute=0),
+    },
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
