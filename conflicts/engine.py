@@ -4,7 +4,7 @@ Semantics (a contract with the callers):
 
 - Every datetime is aware and is compared as an instant; the engine converts to UTC first because
   Python compares two datetimes sharing one tzinfo by wall clock, which is wrong in a DST fold.
-  Finding.start/end are returned in UTC.
+  Finding.start/end are returned in UTC. Naive datetimes and negative buffers raise ValueError.
 - Intervals are half-open, ``[start, end)``: back-to-back appointments never clash.
 - ``overlap``: two slots of one therapist whose buffer-padded intervals
   ``[start - buffer_before, end + buffer_after)`` intersect; one finding per pair; the extent is the
@@ -12,13 +12,17 @@ Semantics (a contract with the callers):
 - ``outside_hours``: a slot not wholly covered by the union of its therapist's weekly working
   intervals (local wall-clock times in the therapist's zone, per local date, so "24:00" on one day and
   "00:00" on the next join up), or intersecting any time off. One finding per slot; therapists
-  without a WorkingWeek are skipped.
-- ``external_busy``: a slot intersecting an external busy block of its therapist; one per pair.
+  without a WorkingWeek are skipped. Local times that do not exist or occur twice are read with fold=0.
+- ``external_busy``: a slot intersecting an external busy block of its therapist; one per pair
+  (empty blocks are ignored).
 - ``patient_overlap``: two slots with the same known patient_ref that intersect, whatever the
   therapists; therapist_id is None unless both slots belong to the same therapist.
 - ``duplicate``: the same visit from two source systems: same therapist, different source_system,
-  start and end each within a tolerance, patient refs equal or at least one unknown ("").
-- ``detect_all`` runs all five; a pair reported as duplicate is not also reported as overlap.
+  start and end each within a tolerance, and no evidence of two different patients (refs equal, one
+  unknown, or refs from different namespaces, which cannot be compared); the extent is the
+  intersection, or the span of both visits if very short ones do not touch.
+- ``detect_all`` runs all five; a pair reported as duplicate is not also reported as overlap or as
+  patient_overlap (it is one visit).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from zoneinfo import ZoneInfo
 
 OVERLAP = "overlap"
@@ -127,11 +131,13 @@ def parse_working_hours(data: Mapping[str, Sequence[str]]) -> dict[int, tuple[tu
             raise WorkingHoursError(f'{day}: expected a list of "HH:MM-HH:MM" strings, got {values!r}')
         spans: list[tuple[int, int, str]] = []
         for value in values:
-            match = _INTERVAL_RE.match(value.strip()) if isinstance(value, str) else None
+            if not isinstance(value, str):
+                raise WorkingHoursError(f'{day}: {value!r}: expected a "HH:MM-HH:MM" string')
+            match = _INTERVAL_RE.match(value.strip())
             if match is None:
-                raise WorkingHoursError(f'{day}: {value!r}: expected "HH:MM-HH:MM" (24-hour clock)')
+                raise WorkingHoursError(f'{day}: "{value}": expected "HH:MM-HH:MM" (24-hour clock)')
             start, end = _minutes(*match.group(1, 2)), _minutes(*match.group(3, 4))
-            if start is None or end is None or start == 24 * 60:
+            if start is None or end is None:
                 raise WorkingHoursError(f'{day}: "{value}": not a valid time of day')
             if start >= end:
                 raise WorkingHoursError(f'{day}: "{value}": start must be before end')
@@ -145,20 +151,24 @@ def parse_working_hours(data: Mapping[str, Sequence[str]]) -> dict[int, tuple[tu
     return dict(sorted(parsed.items()))
 
 
+def _format_interval(start: time, end: time) -> str:
+    """One interval as "HH:MM-HH:MM", an end of time(0) written as 24:00."""
+    return f"{start:%H:%M}-" + ("24:00" if end == time(0) else f"{end:%H:%M}")
+
+
 def format_working_hours(parsed: Hours) -> dict[str, list[str]]:
     """Inverse of parse_working_hours."""
-    formatted: dict[str, list[str]] = {}
-    for weekday in sorted(parsed):
-        if parsed[weekday]:
-            formatted[DAY_NAMES[weekday]] = [
-                f"{s:%H:%M}-{'24:00' if e == time(0) else f'{e:%H:%M}'}" for s, e in parsed[weekday]
-            ]
-    return formatted
+    return {
+        DAY_NAMES[weekday]: [_format_interval(start, end) for start, end in parsed[weekday]]
+        for weekday in sorted(parsed)
+        if parsed[weekday]
+    }
 
 
 # --- normalisation ------------------------------------------------------------------------------
 
 _ZERO = timedelta(0)
+_ONE_DAY = timedelta(days=1)
 
 # A slot as the detectors use it: (padded start, padded end, start, end, index into the slot list), all
 # UTC. Holding only atomic values keeps these tuples out of the cyclic GC, which halves the run time.
@@ -177,12 +187,16 @@ def _normalise(slots: Iterable[Slot]) -> tuple[list[Slot], dict[int, list[_Rec]]
     slots = list(slots)
     by_therapist: dict[int, list[_Rec]] = defaultdict(list)
     for index, slot in enumerate(slots):
-        if slot.buffer_before < _ZERO or slot.buffer_after < _ZERO:
-            raise ValueError(f"slot {slot.id}: buffers must not be negative")
-        start, end = _utc(slot.start), _utc(slot.end)
-        by_therapist[slot.therapist_id].append(
-            (start - slot.buffer_before, end + slot.buffer_after, start, end, index)
-        )
+        start, end, before, after = slot.start, slot.end, slot.buffer_before, slot.buffer_after
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError(f"slot {slot.id}: naive datetime; the conflict engine needs aware datetimes")
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        padded_start, padded_end = start, end
+        if before or after:
+            if before < _ZERO or after < _ZERO:
+                raise ValueError(f"slot {slot.id}: buffers must not be negative")
+            padded_start, padded_end = start - before, end + after
+        by_therapist[slot.therapist_id].append((padded_start, padded_end, start, end, index))
     for group in by_therapist.values():
         group.sort(key=itemgetter(2))
     return slots, by_therapist
@@ -194,8 +208,8 @@ def _pair(a: int, b: int) -> tuple[int, int]:
 
 
 def _ordered(findings: list[Finding]) -> list[Finding]:
-    """Findings in the deterministic order (kind, appointment ids, block ids)."""
-    findings.sort(key=lambda f: (f.kind, f.appointment_ids, f.busy_block_ids))
+    """Findings of one kind in the deterministic order (appointment ids, block ids)."""
+    findings.sort(key=attrgetter("appointment_ids", "busy_block_ids"))
     return findings
 
 
@@ -254,48 +268,14 @@ def _merge(intervals: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetim
     return merged
 
 
-class _Availability:
-    """A WorkingWeek turned into UTC instants, computed per local date on demand."""
-
-    def __init__(self, week: WorkingWeek) -> None:
-        self.week = week
-        self.days: dict[date, list[tuple[datetime, datetime]]] = {}
-        self.off = _merge((_utc(s), _utc(e)) for s, e in week.time_off)
-        self.off_starts = [s for s, _ in self.off]
-
-    def working(self, day: date) -> list[tuple[datetime, datetime]]:
-        """Merged working intervals of one local date, in UTC."""
-        if day not in self.days:
-            intervals = []
-            for start, end in self.week.hours.get(day.weekday(), ()):
-                end_day = day + timedelta(days=1) if end == time(0) else day
-                intervals.append(
-                    (_local_instant(day, start, self.week.tz), _local_instant(end_day, end, self.week.tz))
-                )
-            self.days[day] = _merge(intervals)
-        return self.days[day]
-
-    def covers(self, start: datetime, end: datetime) -> bool:
-        """Whether [start, end) lies inside working time and misses all time off."""
-        tz = self.week.tz
-        day = start.astimezone(tz).date()
-        for low, high in self.days.get(day) or self.working(day):
-            if low <= start and end <= high:
-                break
-        else:
-            # The slot may run on into the next day's hours. A day's intervals can also fall outside
-            # its own local date around a transition at midnight (Chile falls back at 24:00), so the
-            # neighbouring days are joined in too.
-            last = end.astimezone(tz).date()
-            days = [day + timedelta(days=n) for n in range(-1, (last - day).days + 2)]
-            merged = _merge(interval for d in days for interval in self.working(d))
-            if not any(low <= start and end <= high for low, high in merged):
-                return False
-        if not self.off:
-            return True
-        # Time off is merged and sorted, so only the last block starting before `end` can reach `start`.
-        index = bisect_left(self.off_starts, end) - 1
-        return index < 0 or self.off[index][1] <= start
+def _working_time(week: WorkingWeek, days: Iterable[date]) -> list[tuple[datetime, datetime]]:
+    """The merged working intervals, in UTC, of these local dates."""
+    intervals = []
+    for day in days:
+        for start, end in week.hours.get(day.weekday(), ()):
+            end_day = day + _ONE_DAY if end == time(0) else day
+            intervals.append((_local_instant(day, start, week.tz), _local_instant(end_day, end, week.tz)))
+    return _merge(intervals)
 
 
 def _outside_hours(
@@ -304,11 +284,27 @@ def _outside_hours(
     """Outside-hours findings from normalised slots."""
     findings: list[Finding] = []
     for therapist_id, group in by_therapist.items():
-        if therapist_id not in weeks:
+        week = weeks.get(therapist_id)
+        if week is None:
             continue
-        rules = _Availability(weeks[therapist_id])
+        # A local date is within a day of the UTC date, and a day's hours can spill a little past its
+        # own date around a transition at midnight (Chile falls back at 24:00): two days either side
+        # include every local date whose hours can touch a slot, so the union below is exact.
+        first = group[0][2].date() - 2 * _ONE_DAY
+        last = max(record[3] for record in group).date() + 2 * _ONE_DAY
+        working = _working_time(week, (first + n * _ONE_DAY for n in range((last - first).days + 1)))
+        working_starts = [low for low, _ in working]
+        off = _merge((_utc(low), _utc(high)) for low, high in week.time_off)
+        off_starts = [low for low, _ in off]
         for _, _, start, end, index in group:
-            if not rules.covers(start, end):
+            # Both lists are merged and sorted: only the last interval starting at or before `start` can
+            # contain it, and only the last time off starting before `end` can reach back to `start`.
+            i = bisect_right(working_starts, start) - 1
+            inside = i >= 0 and end <= working[i][1]
+            if inside and off:
+                j = bisect_left(off_starts, end) - 1
+                inside = j < 0 or off[j][1] <= start
+            if not inside:
                 findings.append(Finding(OUTSIDE_HOURS, (slots[index].id,), (), therapist_id, start, end))
     return _ordered(findings)
 
@@ -368,8 +364,9 @@ def _patient_overlaps(slots: list[Slot], by_therapist: dict[int, list[_Rec]]) ->
     by_patient: dict[str, list[_Rec]] = defaultdict(list)
     for group in by_therapist.values():
         for record in group:
-            if slots[record[4]].patient_ref:
-                by_patient[slots[record[4]].patient_ref].append(record)
+            patient_ref = slots[record[4]].patient_ref
+            if patient_ref:
+                by_patient[patient_ref].append(record)
     findings: list[Finding] = []
     for group in by_patient.values():
         for a, b in _intersecting_pairs(sorted(group, key=itemgetter(2)), 2, 3):
@@ -386,11 +383,22 @@ def find_patient_overlaps(slots: Iterable[Slot]) -> list[Finding]:
     return _patient_overlaps(*_normalise(slots))
 
 
+def _ref_namespace(ref: str) -> str:
+    """Sources pseudonymise patients in their own namespace ("zocdoc:pt-7"); hub refs have none."""
+    return ref.split(":", 1)[0] if ":" in ref else ""
+
+
 def _same_visit(a: Slot, b: Slot) -> bool:
-    """Whether two near-identical slots can be one visit booked in two systems."""
-    return a.source_system != b.source_system and (
-        a.patient_ref == b.patient_ref or not a.patient_ref or not b.patient_ref
-    )
+    """Whether two near-identical slots can be one visit booked in two systems.
+
+    Different known patients rule it out, but only when both refs are in one namespace: a Zocdoc and a
+    Kareo pseudonym for the same person differ, so comparing them would hide every real duplicate.
+    """
+    if a.source_system == b.source_system:
+        return False
+    if not a.patient_ref or not b.patient_ref:
+        return True
+    return a.patient_ref == b.patient_ref or _ref_namespace(a.patient_ref) != _ref_namespace(b.patient_ref)
 
 
 def _duplicates(
@@ -433,11 +441,14 @@ def detect_all(
     normalised = _normalise(slots)
     duplicates = _duplicates(*normalised, duplicate_tolerance)
     duplicate_pairs = {finding.appointment_ids for finding in duplicates}
-    overlaps = [f for f in _overlaps(*normalised) if f.appointment_ids not in duplicate_pairs]
-    return _ordered(
-        duplicates
-        + _external_busy(*normalised, blocks)
-        + _outside_hours(*normalised, weeks)
-        + overlaps
-        + _patient_overlaps(*normalised)
-    )
+    by_kind = {
+        DUPLICATE: duplicates,
+        EXTERNAL_BUSY: _external_busy(*normalised, blocks),
+        OUTSIDE_HOURS: _outside_hours(*normalised, weeks),
+        OVERLAP: [f for f in _overlaps(*normalised) if f.appointment_ids not in duplicate_pairs],
+        PATIENT_OVERLAP: [
+            f for f in _patient_overlaps(*normalised) if f.appointment_ids not in duplicate_pairs
+        ],
+    }
+    # Each list is already in (appointment ids, block ids) order, so ordering by kind completes it.
+    return [finding for kind in sorted(by_kind) for finding in by_kind[kind]]
