@@ -4,7 +4,8 @@ Semantics (a contract with the callers):
 
 - Every datetime is aware and is compared as an instant; the engine converts to UTC first because
   Python compares two datetimes sharing one tzinfo by wall clock, which is wrong in a DST fold.
-  Finding.start/end are returned in UTC. Naive datetimes and negative buffers raise ValueError.
+  Finding.start/end are returned in UTC. Naive datetimes, zero-length or inverted slots and negative
+  buffers raise ValueError.
 - Intervals are half-open, ``[start, end)``: back-to-back appointments never clash.
 - ``overlap``: two slots of one therapist whose buffer-padded intervals
   ``[start - buffer_before, end + buffer_after)`` intersect; one finding per pair; the extent is the
@@ -191,6 +192,8 @@ def _normalise(slots: Iterable[Slot]) -> tuple[list[Slot], dict[int, list[_Rec]]
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError(f"slot {slot.id}: naive datetime; the conflict engine needs aware datetimes")
         start, end = start.astimezone(UTC), end.astimezone(UTC)
+        if not start < end:
+            raise ValueError(f"slot {slot.id}: start must be before end (zero-length or inverted)")
         padded_start, padded_end = start, end
         if before or after:
             if before < _ZERO or after < _ZERO:

@@ -189,6 +189,32 @@ def test_an_appointment_during_time_off_is_outside_hours() -> None:
     assert keys(findings) == [("outside_hours", (2,), ())]
 
 
+def test_zero_length_and_inverted_slots_are_refused() -> None:
+    with pytest.raises(ValueError, match="start must be before end"):
+        find_overlaps([slot(1, "09:00", "09:00")])
+    with pytest.raises(ValueError, match="start must be before end"):
+        detect_all([slot(1, "10:00", "09:00")], [], {})
+
+
+def test_all_day_time_off_on_a_25_hour_day_covers_the_whole_local_day() -> None:
+    ny = ZoneInfo("America/New_York")
+    fall_back = date(2026, 11, 1)  # a Sunday; clocks go back at 02:00
+    off_start = datetime.combine(fall_back, time(0), tzinfo=ny)
+    off_end = datetime.combine(fall_back + timedelta(days=1), time(0), tzinfo=ny)
+    assert off_end.astimezone(UTC) - off_start.astimezone(UTC) == timedelta(hours=25)
+    rules = {
+        1: WorkingWeek(ny, {6: ((time(0), time(0)),), 0: ((time(0), time(0)),)}, ((off_start, off_end),))
+    }
+    late = Slot(
+        1,
+        1,
+        datetime.combine(fall_back, time(22), tzinfo=ny),
+        datetime.combine(fall_back, time(23), tzinfo=ny),
+    )
+    next_day = Slot(2, 1, off_end, off_end + timedelta(hours=1))
+    assert keys(find_outside_hours([late, next_day], rules)) == [("outside_hours", (1,), ())]
+
+
 def test_an_appointment_touching_time_off_is_inside_hours() -> None:
     rules = week(time_off=((at("11:00"), at("12:00")), (at("14:00"), at("15:00"))))
     slots = [slot(1, "10:00", "11:00"), slot(2, "13:00", "14:00"), slot(3, "15:00", "16:00")]
