@@ -47,3 +47,18 @@ def user_create(
         user.groups.add(Group.objects.get(name=role))
         audit_record(actor=actor, action="accounts.user.created", target=user, details={"role": role})
     return user
+
+
+def api_token_issue(*, actor: Any | None, user: Any) -> tuple[str, Any]:
+    """A new API token for `user` (stored hashed; the key is shown once). Returns (key, expiry)."""
+    from knox.models import AuthToken
+
+    with transaction.atomic():
+        instance, token = AuthToken.objects.create(user=user)
+        audit_record(
+            actor=actor,
+            action="accounts.api_token.issued",
+            target=user,
+            details={"token_prefix": instance.token_key[:8], "expiry": str(instance.expiry)},
+        )
+    return token, instance.expiry

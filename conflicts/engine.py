@@ -24,6 +24,14 @@ Semantics (a contract with the callers):
   intersection, or the span of both visits if very short ones do not touch.
 - ``detect_all`` runs all five; a pair reported as duplicate is not also reported as overlap or as
   patient_overlap (it is one visit).
+- ``working_intervals``: a therapist's working time within ``[start, end)`` less time off, as merged,
+  sorted UTC intervals clipped to the range (hours read per local date, as for ``outside_hours``).
+- ``free_slots``: bookable ``[s, s + duration)`` slots within ``[start, end)``, in UTC. Candidates are
+  ``s = opening + k * step`` from the opening of each whole working interval (less time off, not clipped
+  to the range, so hours across midnight stay one interval); one is offered when it lies inside that
+  interval and ``[s - buffer_before, s + duration + buffer_after)`` intersects no ``taken`` interval.
+  ``taken`` intervals come already padded by the caller. Naive datetimes, an empty range, a non-positive
+  duration or step and negative buffers raise ValueError.
 """
 
 from __future__ import annotations
@@ -455,3 +463,98 @@ def detect_all(
     }
     # Each list is already in (appointment ids, block ids) order, so ordering by kind completes it.
     return [finding for kind in sorted(by_kind) for finding in by_kind[kind]]
+
+
+# --- free time ----------------------------------------------------------------------------------
+
+
+def _utc_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """A query range in UTC; naive datetimes and empty or inverted ranges are refused."""
+    start, end = _utc(start), _utc(end)
+    if not start < end:
+        raise ValueError(f"start must be before end, got {start.isoformat()} and {end.isoformat()}")
+    return start, end
+
+
+def _subtract(
+    intervals: list[tuple[datetime, datetime]], holes: list[tuple[datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
+    """Merged, sorted intervals less merged, sorted holes."""
+    remaining: list[tuple[datetime, datetime]] = []
+    i = 0
+    for start, end in intervals:
+        while i < len(holes) and holes[i][1] <= start:
+            i += 1
+        j = i
+        while j < len(holes) and holes[j][0] < end:
+            if holes[j][0] > start:
+                remaining.append((start, holes[j][0]))
+            start = max(start, holes[j][1])
+            j += 1
+        if start < end:
+            remaining.append((start, end))
+    return remaining
+
+
+def _available(week: WorkingWeek, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The whole (unclipped) working intervals less time off that intersect UTC [start, end)."""
+    # Two local dates either side of the UTC dates cover every date whose hours can reach the range, as in
+    # _outside_hours.
+    first, last = start.date() - 2 * _ONE_DAY, end.date() + 2 * _ONE_DAY
+    working = _working_time(week, (first + n * _ONE_DAY for n in range((last - first).days + 1)))
+    # Slots are aligned to where an interval really opens, so one opening at the first date's midnight
+    # may need earlier dates. After seven such dates the hours are round the clock and never open: that
+    # midnight is then the anchor.
+    for _ in range(7):
+        if not working or working[0][1] <= start or working[0][0] != _local_instant(first, time(0), week.tz):
+            break
+        first -= _ONE_DAY
+        working = _merge([*_working_time(week, (first,)), *working])
+    off = _merge((_utc(low), _utc(high)) for low, high in week.time_off)
+    return [(low, high) for low, high in _subtract(working, off) if low < end and start < high]
+
+
+def working_intervals(week: WorkingWeek, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The working time within [start, end) less time off, as merged, sorted UTC intervals."""
+    start, end = _utc_range(start, end)
+    return [(max(low, start), min(high, end)) for low, high in _available(week, start, end)]
+
+
+def free_slots(
+    *,
+    week: WorkingWeek,
+    start: datetime,
+    end: datetime,
+    duration: timedelta,
+    buffer_before: timedelta = timedelta(0),
+    buffer_after: timedelta = timedelta(0),
+    taken: Iterable[tuple[datetime, datetime]] = (),
+    step: timedelta = timedelta(minutes=15),
+) -> list[tuple[datetime, datetime]]:
+    """Bookable slots within [start, end), every `step` from the opening of each working interval."""
+    start, end = _utc_range(start, end)
+    if duration <= _ZERO:
+        raise ValueError(f"duration must be positive, got {duration}")
+    if step <= _ZERO:
+        raise ValueError(f"step must be positive, got {step}")
+    if buffer_before < _ZERO or buffer_after < _ZERO:
+        raise ValueError(f"buffers must not be negative, got {buffer_before} and {buffer_after}")
+    busy = _merge((_utc(low), _utc(high)) for low, high in taken)
+    busy_starts = [low for low, _ in busy]
+    slots: list[tuple[datetime, datetime]] = []
+    j = 0
+    for low, high in _available(week, start, end):
+        latest = min(high, end) - duration
+        # The first step from `low` at or after `start` (ceiling division).
+        candidate = low if low >= start else low - ((low - start) // step) * step
+        while candidate <= latest:
+            padded_start, padded_end = candidate - buffer_before, candidate + duration + buffer_after
+            # busy is merged, so of the intervals starting before padded_end the last one ends latest.
+            j = bisect_left(busy_starts, padded_end, j)
+            if j and busy[j - 1][1] > padded_start:
+                # Every step whose padded start is before that interval's end clashes with it too.
+                candidate -= ((candidate - busy[j - 1][1] - buffer_before) // step) * step
+                continue
+            slots.append((candidate, candidate + duration))
+            candidate += step
+    return slots

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -11,10 +12,19 @@ from guardian.shortcuts import get_objects_for_user
 
 from accounts.roles import FRONT_DESK, user_has_role
 from audit.services import audit_record
-from lib.errors import Forbidden, NotFound
+from lib.errors import Forbidden, InvalidInput, NotFound
 from lib.timeutil import require_interval
 
-from .models import Appointment, Patient, Therapist
+from .models import (
+    MAX_APPOINTMENT_LENGTH,
+    OCCUPYING_STATUSES,
+    Appointment,
+    BusyBlock,
+    Patient,
+    Service,
+    Therapist,
+    TimeOff,
+)
 
 VIEW_CALENDAR = "scheduler.view_therapist_calendar"
 CHANGE_CALENDAR = "scheduler.change_therapist_calendar"
@@ -89,3 +99,146 @@ def patient_get_for_viewer(*, viewer: Any, ref: str) -> Patient:
             raise NotFound(f"Patient {ref} not found.")
         audit_record(actor=viewer, action="scheduler.patient.viewed", target=patient)
     return patient
+
+
+MAX_CALENDAR_RANGE_DAYS = 62
+
+
+def calendar_for_range(
+    *,
+    viewer: Any,
+    start: datetime,
+    end: datetime,
+    therapist_ids: list[int] | None = None,
+    office_ids: list[int] | None = None,
+    source_systems: list[str] | None = None,
+    statuses: list[str] | None = None,
+) -> dict[str, Any]:
+    """Appointments, busy blocks and open-conflict markers for a range, as plain data (week view).
+
+    Built from tuples, not model instances or serializers: a week of 50 therapists is ~1,500 rows.
+    """
+    from conflicts.models import Conflict
+
+    start, end = require_interval(start, end)
+    if (end - start).days > MAX_CALENDAR_RANGE_DAYS:
+        raise InvalidInput(f"The calendar range is at most {MAX_CALENDAR_RANGE_DAYS} days.")
+    therapists = therapist_list_visible(viewer=viewer)
+    if therapist_ids:
+        therapists = therapists.filter(pk__in=therapist_ids)
+    if office_ids:
+        therapists = therapists.filter(offices__in=office_ids).distinct()
+    zones = dict(therapists.values_list("pk", "timezone"))
+    appts = appointment_list_visible(viewer=viewer).filter(
+        therapist_id__in=list(zones),
+        start__lt=end,
+        end__gt=start,
+        start__gt=start - MAX_APPOINTMENT_LENGTH,  # bounds the (therapist, start) index scan
+    )
+    if office_ids:
+        appts = appts.filter(office_id__in=office_ids)
+    if source_systems:
+        appts = appts.filter(source_system__in=source_systems)
+    if statuses:
+        appts = appts.filter(status__in=statuses)
+    fields = (
+        "pk",
+        "therapist_id",
+        "start",
+        "end",
+        "status",
+        "source_system",
+        "type",
+        "office_id",
+        "service_id",
+        "version",
+    )
+    appointments = [
+        {
+            "id": pk,
+            "therapist": t,
+            "start": s.isoformat(),
+            "end": e.isoformat(),
+            "status": st,
+            "source_system": src,
+            "type": ty,
+            "office": o,
+            "service": sv,
+            "version": v,
+        }
+        for pk, t, s, e, st, src, ty, o, sv, v in appts.order_by("start", "pk").values_list(*fields)
+    ]
+    blocks = [
+        {"id": pk, "therapist": t, "start": s.isoformat(), "end": e.isoformat(), "source_system": src}
+        for pk, t, s, e, src in BusyBlock.objects.filter(
+            therapist_id__in=list(zones), start__lt=end, end__gt=start
+        )
+        .order_by("start")
+        .values_list("pk", "therapist_id", "start", "end", "source_system")
+    ]
+    shown = {a["id"] for a in appointments}
+    markers: dict[int, dict[str, Any]] = {}
+    links = Conflict.appointments.through.objects.filter(
+        conflict__status=Conflict.Status.OPEN,
+        conflict__start__lt=end,
+        conflict__end__gt=start,
+        appointment__therapist_id__in=list(zones),
+    ).values_list("conflict_id", "conflict__kind", "appointment_id")
+    for conflict_id, kind, appointment_id in links:
+        if appointment_id in shown:
+            markers.setdefault(conflict_id, {"id": conflict_id, "kind": kind, "appointment_ids": []})[
+                "appointment_ids"
+            ].append(appointment_id)
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "therapists": [{"id": pk, "timezone": tz} for pk, tz in sorted(zones.items())],
+        "appointments": appointments,
+        "busy_blocks": blocks,
+        "conflicts": sorted(markers.values(), key=lambda m: m["id"]),
+    }
+
+
+def therapist_free_slots(
+    *, therapist: Therapist, service: Service, duration: timedelta, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Bookable slots of `duration` in [start, end), from local data only (no platform calls)."""
+    from conflicts.engine import WorkingWeek, free_slots, parse_working_hours
+
+    start, end = require_interval(start, end)
+    if (end - start).days > MAX_CALENDAR_RANGE_DAYS:
+        raise InvalidInput(f"The range is at most {MAX_CALENDAR_RANGE_DAYS} days.")
+    if not therapist.working_hours:
+        return []
+    buffers = {s.pk: (s.buffer_before_minutes, s.buffer_after_minutes) for s in Service.objects.all()}
+    pad = timedelta(minutes=max((b + a for b, a in buffers.values()), default=0)) + MAX_APPOINTMENT_LENGTH
+    taken: list[tuple[datetime, datetime]] = []
+    for s, e, svc in Appointment.objects.filter(
+        therapist=therapist,
+        status__in=OCCUPYING_STATUSES,
+        start__lt=end + pad,
+        end__gt=start - pad,
+        start__gt=start - pad,
+    ).values_list("start", "end", "service_id"):
+        before, after = buffers.get(svc, (0, 0))
+        taken.append((s - timedelta(minutes=before), e + timedelta(minutes=after)))
+    taken += list(
+        BusyBlock.objects.filter(therapist=therapist, start__lt=end + pad, end__gt=start - pad).values_list(
+            "start", "end"
+        )
+    )
+    time_off = tuple(
+        TimeOff.objects.filter(therapist=therapist, start__lt=end, end__gt=start).values_list("start", "end")
+    )
+    week = WorkingWeek(
+        tz=ZoneInfo(therapist.timezone), hours=parse_working_hours(therapist.working_hours), time_off=time_off
+    )
+    return free_slots(
+        week=week,
+        start=start,
+        end=end,
+        duration=duration,
+        taken=taken,
+        buffer_before=timedelta(minutes=service.buffer_before_minutes),
+        buffer_after=timedelta(minutes=service.buffer_after_minutes),
+    )

@@ -544,3 +544,44 @@ def appointment_merge(*, actor: Any | None, keep: Appointment, duplicate: Appoin
             _enqueue(duplicate, "delete")
         _detect(keep, (duplicate.start, duplicate.end))
     return duplicate
+
+
+def appointment_update_details(
+    *,
+    actor: Any | None,
+    appointment: Appointment,
+    expected_version: int | None = None,
+    **changes: Any,
+) -> Appointment:
+    """Change a hub appointment's office, type or patient (time changes go through reschedule)."""
+    allowed = {"office", "type", "patient_ref"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))} here.")
+    if "type" in changes and changes["type"] not in AppointmentType.values:
+        raise InvalidInput(f"Unknown appointment type {changes['type']!r}.")
+    ref = changes.get("patient_ref")
+    if ref and not Patient.objects.filter(ref=ref).exists():
+        raise InvalidInput(f"No patient with reference {ref!r}.")
+    with transaction.atomic():
+        appointment = _reload_locked(appointment)
+        _check_version(appointment, expected_version)
+        if appointment.source_system != SourceSystem.HUB:
+            raise InvalidInput(
+                f"This appointment is managed in {appointment.get_source_system_display()}; change it there."
+            )
+        changed = sorted(k for k, v in changes.items() if getattr(appointment, k) != v)
+        if not changed:
+            return appointment
+        for key in changed:
+            setattr(appointment, key, changes[key])
+        appointment.version += 1
+        appointment.save(update_fields=[*changed, "version", "updated"])
+        audit_record(
+            actor=actor,
+            action="scheduler.appointment.updated",
+            target=appointment,
+            details={"fields": changed},
+        )
+        _detect(appointment)  # a new patient can clash with that patient's other bookings
+    return appointment

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lib.api import Pagination, error_responses
+from lib.errors import Forbidden
+
+from .models import AuditLog
+
+
+class AuditLogOutput(serializers.ModelSerializer):
+    class Meta:
+        model = AuditLog
+        fields = [
+            "seq",
+            "timestamp",
+            "actor",
+            "actor_label",
+            "action",
+            "target_type",
+            "target_id",
+            "details",
+            "source_ip",
+            "prev_hash",
+            "hash",
+        ]
+
+
+class AuditLogListApi(APIView):
+    @extend_schema(
+        operation_id="audit_list",
+        parameters=[
+            OpenApiParameter("action", str),
+            OpenApiParameter("target_type", str),
+            OpenApiParameter("target_id", str),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: AuditLogOutput(many=True), **error_responses(403)},
+        description="Admins only. Newest first.",
+    )
+    def get(self, request: Request) -> Response:
+        if not request.user.has_perm("audit.view_auditlog"):
+            raise Forbidden("The audit log is for Admins only.")
+        qs = AuditLog.objects.order_by("-seq")
+        for name in ("action", "target_type", "target_id"):
+            if value := request.query_params.get(name):
+                qs = qs.filter(**{name: value})
+        paginator = Pagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(AuditLogOutput(page, many=True).data)

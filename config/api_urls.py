@@ -1,0 +1,43 @@
+"""/api/v1/ — the versioned REST API."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts.apis import TokenObtainApi
+from audit.apis import AuditLogListApi
+from conflicts.apis import ConflictDetailApi, ConflictListApi, ConflictResolveApi
+from scheduler import apis as scheduling
+
+urlpatterns = [
+    path("auth/token/", TokenObtainApi.as_view(), name="auth-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("appointments/", scheduling.AppointmentListApi.as_view(), name="appointments"),
+    path("appointments/<int:pk>/", scheduling.AppointmentDetailApi.as_view(), name="appointment"),
+    path(
+        "appointments/<int:pk>/cancel/", scheduling.AppointmentCancelApi.as_view(), name="appointment-cancel"
+    ),
+    path(
+        "appointments/<int:pk>/status/", scheduling.AppointmentStatusApi.as_view(), name="appointment-status"
+    ),
+    path("appointments/<int:pk>/ical", scheduling.AppointmentIcalApi.as_view(), name="appointment-ical"),
+    path("calendar/", scheduling.CalendarApi.as_view(), name="calendar"),
+    path("therapists/", scheduling.TherapistListApi.as_view(), name="therapists"),
+    path("therapists/<int:pk>/", scheduling.TherapistDetailApi.as_view(), name="therapist"),
+    path(
+        "therapists/<int:pk>/working-hours/",
+        scheduling.TherapistWorkingHoursApi.as_view(),
+        name="therapist-working-hours",
+    ),
+    path(
+        "therapists/<int:pk>/free-slots/",
+        scheduling.TherapistFreeSlotsApi.as_view(),
+        name="therapist-free-slots",
+    ),
+    path("conflicts/", ConflictListApi.as_view(), name="conflicts"),
+    path("conflicts/<int:pk>/", ConflictDetailApi.as_view(), name="conflict"),
+    path("conflicts/<int:pk>/resolve/", ConflictResolveApi.as_view(), name="conflict-resolve"),
+    path("audit/", AuditLogListApi.as_view(), name="audit"),
+]

@@ -1,0 +1,498 @@
+"""REST API for scheduling: thin views over scheduler.services and scheduler.selectors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lib.api import (
+    IDEMPOTENCY_HEADER,
+    IF_MATCH_HEADER,
+    AwareDateTimeField,
+    Pagination,
+    error_responses,
+    etag_for,
+    idempotent,
+    ids_parameter,
+    if_match_version,
+    query_datetime,
+    query_ids,
+    query_list,
+)
+from lib.errors import Forbidden, InvalidInput, NotFound
+
+from . import selectors, services
+from .ical import appointments_to_ics
+from .models import (
+    Appointment,
+    AppointmentStatus,
+    AppointmentType,
+    Office,
+    Service,
+    SourceSystem,
+    Therapist,
+)
+
+
+class AppointmentOutput(serializers.ModelSerializer):
+    start_local = serializers.SerializerMethodField()
+    end_local = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Appointment
+        fields = [
+            "id",
+            "uid",
+            "therapist",
+            "office",
+            "service",
+            "type",
+            "status",
+            "source_system",
+            "external_id",
+            "patient_ref",
+            "start",
+            "end",
+            "timezone",
+            "start_local",
+            "end_local",
+            "version",
+            "series",
+            "recurrence_id",
+            "merged_into",
+            "created",
+            "updated",
+        ]
+
+    def get_start_local(self, obj: Appointment) -> str:
+        return obj.start.astimezone(ZoneInfo(obj.timezone)).isoformat()
+
+    def get_end_local(self, obj: Appointment) -> str:
+        return obj.end.astimezone(ZoneInfo(obj.timezone)).isoformat()
+
+
+def _appointment_response(appointment: Appointment, code: int = status.HTTP_200_OK) -> Response:
+    return Response(
+        AppointmentOutput(appointment).data,
+        status=code,
+        headers={"ETag": etag_for(appointment.pk, appointment.version)},
+    )
+
+
+def _get_visible(request: Request, pk: int) -> Appointment:
+    return selectors.appointment_get_for_viewer(viewer=request.user, pk=pk)
+
+
+def _get_changeable(request: Request, pk: int) -> Appointment:
+    """404 when the caller may not see it; 403 when they may see but not change it."""
+    appointment = _get_visible(request, pk)
+    if not selectors.appointment_can_change(user=request.user, appointment=appointment):
+        raise Forbidden("You may view this appointment but not change it.")
+    return appointment
+
+
+def _pk_of(model: type, pk: int | None, what: str) -> Any:
+    if pk is None:
+        return None
+    obj = model.objects.filter(pk=pk).first()
+    if obj is None:
+        raise InvalidInput(f"Unknown {what} {pk}.")
+    return obj
+
+
+class AppointmentListApi(APIView):
+    class BookingInput(serializers.Serializer):
+        therapist = serializers.IntegerField()
+        start = AwareDateTimeField()
+        end = AwareDateTimeField()
+        service = serializers.IntegerField(required=False, allow_null=True)
+        type = serializers.ChoiceField(choices=AppointmentType.choices, default=AppointmentType.CONSULT)
+        office = serializers.IntegerField(required=False, allow_null=True)
+        patient_ref = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+        status = serializers.ChoiceField(
+            choices=[AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED],
+            default=AppointmentStatus.SCHEDULED,
+        )
+        override_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+    @extend_schema(
+        operation_id="appointments_list",
+        parameters=[
+            OpenApiParameter("start", str, description="ISO 8601 with offset: appointments ending after it."),
+            OpenApiParameter(
+                "end", str, description="ISO 8601 with offset: appointments starting before it."
+            ),
+            ids_parameter("therapist", "Therapist ids."),
+            ids_parameter("office", "Office ids."),
+            OpenApiParameter("source_system", str, enum=SourceSystem.values, many=True),
+            OpenApiParameter("status", str, enum=AppointmentStatus.values, many=True),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: AppointmentOutput(many=True), **error_responses()},
+    )
+    def get(self, request: Request) -> Response:
+        start = query_datetime(request, "start", required=False)
+        end = query_datetime(request, "end", required=False)
+        if start and end and not start < end:
+            raise InvalidInput("start must be before end.")
+        qs = selectors.appointment_list_visible(viewer=request.user).order_by("start", "pk")
+        if start:
+            qs = qs.filter(end__gt=start)
+        if end:
+            qs = qs.filter(start__lt=end)
+        if ids := query_ids(request, "therapist"):
+            qs = qs.filter(therapist_id__in=ids)
+        if ids := query_ids(request, "office"):
+            qs = qs.filter(office_id__in=ids)
+        if values := query_list(request, "source_system", SourceSystem.values):
+            qs = qs.filter(source_system__in=values)
+        if values := query_list(request, "status", AppointmentStatus.values):
+            qs = qs.filter(status__in=values)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(AppointmentOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="appointments_book",
+        request=BookingInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: AppointmentOutput, **error_responses(403, 409, 422)},
+        description="Book a hub appointment. A clash answers 409 with `details.conflicting_appointment_ids`.",
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        data = _valid(self.BookingInput, request.data)
+        therapist = selectors.therapist_list_visible(viewer=request.user).filter(pk=data["therapist"]).first()
+        if therapist is None:
+            raise InvalidInput(f"Unknown therapist {data['therapist']}.")
+        if not request.user.has_perm("scheduler.add_appointment"):
+            raise Forbidden("You may not book appointments.")
+        appointment = services.appointment_book(
+            actor=request.user,
+            therapist=therapist,
+            start=data["start"],
+            end=data["end"],
+            service=_pk_of(Service, data.get("service"), "service"),
+            type=data["type"],
+            office=_pk_of(Office, data.get("office"), "office"),
+            patient_ref=data["patient_ref"],
+            status=data["status"],
+            override_reason=data["override_reason"],
+        )
+        return _appointment_response(appointment, status.HTTP_201_CREATED)
+
+
+def _valid(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidInput("The request body must be a JSON object.")
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class AppointmentDetailApi(APIView):
+    class AppointmentUpdateInput(serializers.Serializer):
+        start = AwareDateTimeField(required=False)
+        end = AwareDateTimeField(required=False)
+        override_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+        office = serializers.IntegerField(required=False, allow_null=True)
+        type = serializers.ChoiceField(choices=AppointmentType.choices, required=False)
+        patient_ref = serializers.CharField(required=False, allow_blank=True, max_length=64)
+
+    @extend_schema(
+        operation_id="appointments_retrieve", responses={200: AppointmentOutput, **error_responses(404)}
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return _appointment_response(_get_visible(request, pk))
+
+    @extend_schema(
+        operation_id="appointments_update",
+        request=AppointmentUpdateInput,
+        parameters=[IF_MATCH_HEADER],
+        responses={200: AppointmentOutput, **error_responses(403, 404, 409, 412)},
+        description="Reschedule (start/end) and/or change office, type or patient, in one transaction.",
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        appointment = _get_changeable(request, pk)
+        data = _valid(self.AppointmentUpdateInput, request.data, partial=True)
+        expected = if_match_version(request, pk)
+        details = {k: data[k] for k in ("type", "patient_ref") if k in data}
+        if "office" in data:
+            details["office"] = _pk_of(Office, data["office"], "office")
+        if not details and "start" not in data and "end" not in data:
+            raise InvalidInput("Nothing to change: give start/end, office, type or patient_ref.")
+        with transaction.atomic():
+            if "start" in data or "end" in data:
+                start = data.get("start", appointment.start)
+                end = data.get("end") or (
+                    start + (appointment.end - appointment.start) if "start" in data else None
+                )
+                appointment = services.appointment_reschedule(
+                    actor=request.user,
+                    appointment=appointment,
+                    start=start,
+                    end=end,
+                    expected_version=expected,
+                    override_reason=data.get("override_reason", ""),
+                )
+                expected = None
+            if details:
+                appointment = services.appointment_update_details(
+                    actor=request.user, appointment=appointment, expected_version=expected, **details
+                )
+        return _appointment_response(appointment)
+
+
+class AppointmentCancelApi(APIView):
+    class CancelInput(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+    @extend_schema(
+        operation_id="appointments_cancel",
+        request=CancelInput,
+        parameters=[IF_MATCH_HEADER, IDEMPOTENCY_HEADER],
+        responses={200: AppointmentOutput, **error_responses(403, 404, 412)},
+    )
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        appointment = _get_changeable(request, pk)
+        data = _valid(self.CancelInput, request.data or {})
+        appointment = services.appointment_cancel(
+            actor=request.user,
+            appointment=appointment,
+            reason=data["reason"],
+            expected_version=if_match_version(request, pk),
+        )
+        return _appointment_response(appointment)
+
+
+class AppointmentStatusApi(APIView):
+    class StatusInput(serializers.Serializer):
+        status = serializers.ChoiceField(
+            choices=[
+                AppointmentStatus.SCHEDULED,
+                AppointmentStatus.CONFIRMED,
+                AppointmentStatus.COMPLETED,
+                AppointmentStatus.NO_SHOW,
+            ]
+        )
+        override_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+    @extend_schema(
+        operation_id="appointments_set_status",
+        request=StatusInput,
+        parameters=[IF_MATCH_HEADER, IDEMPOTENCY_HEADER],
+        responses={200: AppointmentOutput, **error_responses(403, 404, 409, 412)},
+        description="Confirm, complete, mark no-show, or restore a cancelled appointment (`scheduled`).",
+    )
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        appointment = _get_changeable(request, pk)
+        data = _valid(self.StatusInput, request.data)
+        appointment = services.appointment_set_status(
+            actor=request.user,
+            appointment=appointment,
+            status=data["status"],
+            expected_version=if_match_version(request, pk),
+            override_reason=data["override_reason"],
+        )
+        return _appointment_response(appointment)
+
+
+class AppointmentIcalApi(APIView):
+    @extend_schema(
+        operation_id="appointments_ical",
+        responses={
+            (200, "text/calendar"): OpenApiResponse(str, description="RFC 5545"),
+            **error_responses(404),
+        },
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        appointment = _get_visible(request, pk)
+        response = HttpResponse(
+            appointments_to_ics([appointment]), content_type="text/calendar; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="appointment-{appointment.pk}.ics"'
+        return response
+
+
+CALENDAR_SCHEMA = inline_serializer(
+    "Calendar",
+    fields={
+        "start": serializers.DateTimeField(),
+        "end": serializers.DateTimeField(),
+        "therapists": serializers.ListField(child=serializers.DictField()),
+        "appointments": serializers.ListField(child=serializers.DictField()),
+        "busy_blocks": serializers.ListField(child=serializers.DictField()),
+        "conflicts": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+class CalendarApi(APIView):
+    @extend_schema(
+        operation_id="calendar",
+        parameters=[
+            OpenApiParameter("start", str, required=True, description="ISO 8601 with offset."),
+            OpenApiParameter(
+                "end", str, required=True, description="ISO 8601 with offset; at most 62 days on."
+            ),
+            ids_parameter("therapist", "Therapist ids."),
+            ids_parameter("office", "Office ids."),
+            OpenApiParameter("source_system", str, enum=SourceSystem.values, many=True),
+            OpenApiParameter("status", str, enum=AppointmentStatus.values, many=True),
+        ],
+        responses={200: CALENDAR_SCHEMA, **error_responses()},
+        description="Appointments, busy blocks and open conflict markers for a range, in one response.",
+    )
+    def get(self, request: Request) -> Response:
+        data = selectors.calendar_for_range(
+            viewer=request.user,
+            start=query_datetime(request, "start"),
+            end=query_datetime(request, "end"),
+            therapist_ids=query_ids(request, "therapist"),
+            office_ids=query_ids(request, "office"),
+            source_systems=query_list(request, "source_system", SourceSystem.values),
+            statuses=query_list(request, "status", AppointmentStatus.values),
+        )
+        return Response(data)
+
+
+class TherapistOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Therapist
+        fields = ["id", "name", "email", "timezone", "working_hours", "offices", "active"]
+
+
+def _get_therapist(request: Request, pk: int) -> Therapist:
+    therapist = selectors.therapist_list_visible(viewer=request.user).filter(pk=pk).first()
+    if therapist is None:
+        raise NotFound(f"Therapist {pk} not found.")
+    return therapist
+
+
+class TherapistListApi(APIView):
+    @extend_schema(
+        operation_id="therapists_list",
+        responses={200: TherapistOutput(many=True), **error_responses()},
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+    )
+    def get(self, request: Request) -> Response:
+        qs = (
+            selectors.therapist_list_visible(viewer=request.user)
+            .prefetch_related("offices")
+            .order_by("name", "pk")
+        )
+        paginator = Pagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(TherapistOutput(page, many=True).data)
+
+
+class TherapistDetailApi(APIView):
+    @extend_schema(
+        operation_id="therapists_retrieve", responses={200: TherapistOutput, **error_responses(404)}
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(TherapistOutput(_get_therapist(request, pk)).data)
+
+
+class TherapistWorkingHoursApi(APIView):
+    class WorkingHoursInput(serializers.Serializer):
+        working_hours = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+    @extend_schema(
+        operation_id="therapists_working_hours_set",
+        request=WorkingHoursInput,
+        responses={200: TherapistOutput, **error_responses(403, 404)},
+        description='Weekly hours in the therapist\'s zone, e.g. {"monday": ["09:00-12:00"]}.',
+    )
+    def put(self, request: Request, pk: int) -> Response:
+        therapist = _get_therapist(request, pk)
+        if not request.user.has_perm("scheduler.change_therapist"):
+            raise Forbidden("You may not change working hours.")
+        data = _valid(self.WorkingHoursInput, request.data)
+        therapist = services.therapist_set_working_hours(
+            actor=request.user, therapist=therapist, working_hours=data["working_hours"]
+        )
+        return Response(TherapistOutput(therapist).data)
+
+
+FREE_SLOTS_SCHEMA = inline_serializer(
+    "FreeSlots",
+    fields={
+        "therapist": serializers.IntegerField(),
+        "timezone": serializers.CharField(),
+        "service": serializers.IntegerField(),
+        "duration_minutes": serializers.IntegerField(),
+        "slots": serializers.ListField(
+            child=inline_serializer(
+                "FreeSlot",
+                fields={
+                    "start": serializers.DateTimeField(),
+                    "end": serializers.DateTimeField(),
+                    "start_local": serializers.DateTimeField(),
+                    "end_local": serializers.DateTimeField(),
+                },
+            )
+        ),
+    },
+)
+
+
+class TherapistFreeSlotsApi(APIView):
+    @extend_schema(
+        operation_id="therapists_free_slots",
+        parameters=[
+            OpenApiParameter("start", str, required=True),
+            OpenApiParameter("end", str, required=True),
+            OpenApiParameter("service", int, required=True),
+            OpenApiParameter("duration", int, description="Minutes; one of the service's durations."),
+        ],
+        responses={200: FREE_SLOTS_SCHEMA, **error_responses(404)},
+        description="Bookable slots from local data only: working hours, appointments, busy blocks, buffers.",
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        therapist = _get_therapist(request, pk)
+        service_ids = query_ids(request, "service")
+        if len(service_ids) != 1:
+            raise InvalidInput("Give exactly one service id.")
+        service = _pk_of(Service, service_ids[0], "service")
+        duration = request.query_params.get("duration")
+        if duration is not None and (not duration.isdigit() or int(duration) not in service.durations):
+            raise InvalidInput(f"duration must be one of {service.durations} for {service}.")
+        minutes = int(duration) if duration else service.default_duration
+        slots = selectors.therapist_free_slots(
+            therapist=therapist,
+            service=service,
+            duration=timedelta(minutes=minutes),
+            start=query_datetime(request, "start"),
+            end=query_datetime(request, "end"),
+        )
+        zone = ZoneInfo(therapist.timezone)
+        return Response(
+            {
+                "therapist": therapist.pk,
+                "timezone": therapist.timezone,
+                "service": service.pk,
+                "duration_minutes": minutes,
+                "slots": [
+                    {
+                        "start": s.isoformat(),
+                        "end": e.isoformat(),
+                        "start_local": s.astimezone(zone).isoformat(),
+                        "end_local": e.astimezone(zone).isoformat(),
+                    }
+                    for s, e in slots
+                ],
+            }
+        )
