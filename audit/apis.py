@@ -31,14 +31,14 @@ class AuditLogOutput(serializers.ModelSerializer):
 
 
 class AuditLogListApi(APIView):
+    pagination_class = Pagination
+
     @extend_schema(
         operation_id="audit_list",
         parameters=[
             OpenApiParameter("action", str),
             OpenApiParameter("target_type", str),
             OpenApiParameter("target_id", str),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
         ],
         responses={200: AuditLogOutput(many=True), **error_responses(403)},
         description="Admins only. Newest first.",
@@ -50,6 +50,6 @@ class AuditLogListApi(APIView):
         for name in ("action", "target_type", "target_id"):
             if value := request.query_params.get(name):
                 qs = qs.filter(**{name: value})
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(AuditLogOutput(page, many=True).data)

@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
+from django.views import defaults
 from django.views.generic import RedirectView
+
+from lib.api import error_body
 
 admin.site.site_header = "Clinic scheduling hub"
 admin.site.site_title = "Clinic hub"
@@ -13,3 +19,20 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
 ]
+
+
+def _api_or_html(status: int, code: str, message: str, html_view: Any) -> Any:
+    """API clients get the JSON error shape even for URLs no view matched; people get the HTML pages."""
+
+    def handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            return JsonResponse(error_body(code, message), status=status)
+        return html_view(request, exception) if exception is not None else html_view(request)
+
+    return handler
+
+
+handler400 = _api_or_html(400, "bad_request", "Bad request.", defaults.bad_request)
+handler403 = _api_or_html(403, "forbidden", "Forbidden.", defaults.permission_denied)
+handler404 = _api_or_html(404, "not_found", "No such resource.", defaults.page_not_found)
+handler500 = _api_or_html(500, "server_error", "Something went wrong on our side.", defaults.server_error)

@@ -74,6 +74,8 @@ def _context(request: Request, conflicts: list[Conflict]) -> dict[str, Any]:
 
 
 class ConflictListApi(APIView):
+    pagination_class = Pagination
+
     @extend_schema(
         operation_id="conflicts_list",
         parameters=[
@@ -84,8 +86,6 @@ class ConflictListApi(APIView):
             OpenApiParameter("source_system", str, enum=SourceSystem.values, many=True),
             OpenApiParameter("start", str),
             OpenApiParameter("end", str),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
         ],
         responses={200: ConflictOutput(many=True), **error_responses()},
     )
@@ -100,7 +100,7 @@ class ConflictListApi(APIView):
             start=query_datetime(request, "start", required=False),
             end=query_datetime(request, "end", required=False),
         )
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(
             ConflictOutput(page, many=True, context=_context(request, page)).data

@@ -109,7 +109,10 @@ class AwareDateTimeField(serializers.DateTimeField):
     """ISO 8601 with a UTC offset; a naive value is refused rather than guessed."""
 
     def to_internal_value(self, value: Any) -> datetime:
-        parsed = parse_datetime(value) if isinstance(value, str) else None
+        try:
+            parsed = parse_datetime(value) if isinstance(value, str) else None
+        except ValueError:  # well-formed but impossible, e.g. 12:99
+            parsed = None
         if parsed is None:
             raise serializers.ValidationError(
                 "Expected an ISO 8601 date-time, e.g. 2026-12-07T10:00:00-05:00."
@@ -143,10 +146,12 @@ def query_ids(request: Request, name: str) -> list[int]:
 
 
 def query_list(request: Request, name: str, allowed: list[str]) -> list[str]:
-    values = [v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",") if v.strip()]
+    """Repeated or comma-separated values from a fixed set; an empty or unknown value is refused."""
+    values = [v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",")]
     unknown = sorted(set(values) - set(allowed))
     if unknown:
-        raise InvalidInput(f"{name}: unknown value(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}.")
+        shown = ", ".join(repr(v) for v in unknown)
+        raise InvalidInput(f"{name}: unknown value(s) {shown}; allowed: {', '.join(allowed)}.")
     return values
 
 
@@ -155,8 +160,31 @@ def ids_parameter(name: str, description: str) -> OpenApiParameter:
 
 
 class Pagination(pagination.LimitOffsetPagination):
+    """limit/offset; a malformed value is a 400 rather than silently replaced by the default."""
+
     default_limit = 100
     max_limit = 1000
+
+    def _strict(self, request: Request, name: str, minimum: int) -> int | None:
+        values = request.query_params.getlist(name)
+        if not values:
+            return None
+        if len(values) > 1 or not values[0].isdigit() or int(values[0]) < minimum:
+            raise InvalidInput(f"{name} must be one whole number, at least {minimum}.")
+        return int(values[0])
+
+    def get_limit(self, request: Request) -> int | None:
+        limit = self._strict(request, self.limit_query_param, 1)
+        return self.default_limit if limit is None else min(limit, self.max_limit)
+
+    def get_offset(self, request: Request) -> int:
+        return self._strict(request, self.offset_query_param, 0) or 0
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        params = super().get_schema_operation_parameters(view)
+        for param in params:
+            param["schema"]["minimum"] = 1 if param["name"] == self.limit_query_param else 0
+        return params
 
 
 # --- ETag / If-Match ------------------------------------------------------------------------------

@@ -110,6 +110,8 @@ def _pk_of(model: type, pk: int | None, what: str) -> Any:
 
 
 class AppointmentListApi(APIView):
+    pagination_class = Pagination
+
     class BookingInput(serializers.Serializer):
         therapist = serializers.IntegerField()
         start = AwareDateTimeField()
@@ -135,8 +137,6 @@ class AppointmentListApi(APIView):
             ids_parameter("office", "Office ids."),
             OpenApiParameter("source_system", str, enum=SourceSystem.values, many=True),
             OpenApiParameter("status", str, enum=AppointmentStatus.values, many=True),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
         ],
         responses={200: AppointmentOutput(many=True), **error_responses()},
     )
@@ -158,7 +158,7 @@ class AppointmentListApi(APIView):
             qs = qs.filter(source_system__in=values)
         if values := query_list(request, "status", AppointmentStatus.values):
             qs = qs.filter(status__in=values)
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(AppointmentOutput(page, many=True).data)
 
@@ -382,10 +382,11 @@ def _get_therapist(request: Request, pk: int) -> Therapist:
 
 
 class TherapistListApi(APIView):
+    pagination_class = Pagination
+
     @extend_schema(
         operation_id="therapists_list",
         responses={200: TherapistOutput(many=True), **error_responses()},
-        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
     )
     def get(self, request: Request) -> Response:
         qs = (
@@ -393,7 +394,7 @@ class TherapistListApi(APIView):
             .prefetch_related("offices")
             .order_by("name", "pk")
         )
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(TherapistOutput(page, many=True).data)
 

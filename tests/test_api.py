@@ -94,6 +94,7 @@ def test_booking_returns_201_with_etag_and_a_clash_409_with_ids(desk, therapist_
         ({"start": "2026-12-07T10:00:00", "end": "2026-12-07T11:00:00+00:00"}, "Include a UTC offset"),
         ({"start": "2026-12-07T11:00:00Z", "end": "2026-12-07T10:00:00Z"}, "must be before end"),
         ({"start": "tomorrow", "end": "2026-12-07T10:00:00Z"}, "ISO 8601"),
+        ({"start": "2026-12-07T12:99:00Z"}, "ISO 8601"),
         ({"therapist": "abc"}, "therapist"),
         ({"therapist": 999999}, "Unknown therapist 999999"),
         ({"service": 424242}, "Unknown service 424242"),
