@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lib.api import error_body, error_responses
+from lib.api import StrictCharField, error_body, error_responses
 
 from .services import api_token_issue
 
@@ -20,8 +20,8 @@ class TokenObtainApi(APIView):
     authentication_classes: list[type] = []
 
     class TokenInput(serializers.Serializer):
-        username = serializers.CharField(max_length=150)
-        password = serializers.CharField(max_length=256, trim_whitespace=False)
+        username = StrictCharField(max_length=150)
+        password = StrictCharField(max_length=256, trim_whitespace=False)
 
     @extend_schema(
         operation_id="auth_token",

@@ -14,6 +14,8 @@ from lib.api import (
     IDEMPOTENCY_HEADER,
     AwareDateTimeField,
     Pagination,
+    StrictCharField,
+    StrictIntegerField,
     error_responses,
     idempotent,
     ids_parameter,
@@ -117,10 +119,10 @@ class ConflictDetailApi(APIView):
 class ConflictResolveApi(APIView):
     class ResolveInput(serializers.Serializer):
         action = serializers.ChoiceField(choices=list(Resolution.ALL))
-        appointment = serializers.IntegerField(required=False, allow_null=True)
+        appointment = StrictIntegerField(required=False, allow_null=True)
         start = AwareDateTimeField(required=False, allow_null=True)
         end = AwareDateTimeField(required=False, allow_null=True)
-        note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+        note = StrictCharField(required=False, allow_blank=True, default="", max_length=2000)
 
     @extend_schema(
         operation_id="conflicts_resolve",

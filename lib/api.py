@@ -124,6 +124,24 @@ class AwareDateTimeField(serializers.DateTimeField):
         return parsed
 
 
+class StrictCharField(serializers.CharField):
+    """A string, not a number coerced into one: the schema says string, so 0 is a type error."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer, not "5" or true coerced into one."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError("Must be an integer.")
+        return super().to_internal_value(data)
+
+
 def query_datetime(request: Request, name: str, *, required: bool = True) -> datetime | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):

@@ -19,6 +19,8 @@ from lib.api import (
     IF_MATCH_HEADER,
     AwareDateTimeField,
     Pagination,
+    StrictCharField,
+    StrictIntegerField,
     error_responses,
     etag_for,
     idempotent,
@@ -37,6 +39,7 @@ from .models import (
     AppointmentStatus,
     AppointmentType,
     Office,
+    Patient,
     Service,
     SourceSystem,
     Therapist,
@@ -113,18 +116,18 @@ class AppointmentListApi(APIView):
     pagination_class = Pagination
 
     class BookingInput(serializers.Serializer):
-        therapist = serializers.IntegerField()
+        therapist = StrictIntegerField()
         start = AwareDateTimeField()
         end = AwareDateTimeField()
-        service = serializers.IntegerField(required=False, allow_null=True)
+        service = StrictIntegerField(required=False, allow_null=True)
         type = serializers.ChoiceField(choices=AppointmentType.choices, default=AppointmentType.CONSULT)
-        office = serializers.IntegerField(required=False, allow_null=True)
-        patient_ref = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+        office = StrictIntegerField(required=False, allow_null=True)
+        patient_ref = StrictCharField(required=False, allow_blank=True, default="", max_length=64)
         status = serializers.ChoiceField(
             choices=[AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED],
             default=AppointmentStatus.SCHEDULED,
         )
-        override_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+        override_reason = StrictCharField(required=False, allow_blank=True, default="", max_length=2000)
 
     @extend_schema(
         operation_id="appointments_list",
@@ -204,10 +207,10 @@ class AppointmentDetailApi(APIView):
     class AppointmentUpdateInput(serializers.Serializer):
         start = AwareDateTimeField(required=False)
         end = AwareDateTimeField(required=False)
-        override_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-        office = serializers.IntegerField(required=False, allow_null=True)
+        override_reason = StrictCharField(required=False, allow_blank=True, default="", max_length=2000)
+        office = StrictIntegerField(required=False, allow_null=True)
         type = serializers.ChoiceField(choices=AppointmentType.choices, required=False)
-        patient_ref = serializers.CharField(required=False, allow_blank=True, max_length=64)
+        patient_ref = StrictCharField(required=False, allow_blank=True, max_length=64)
 
     @extend_schema(
         operation_id="appointments_retrieve", responses={200: AppointmentOutput, **error_responses(404)}
@@ -255,7 +258,7 @@ class AppointmentDetailApi(APIView):
 
 class AppointmentCancelApi(APIView):
     class CancelInput(serializers.Serializer):
-        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+        reason = StrictCharField(required=False, allow_blank=True, default="", max_length=2000)
 
     @extend_schema(
         operation_id="appointments_cancel",
@@ -286,7 +289,7 @@ class AppointmentStatusApi(APIView):
                 AppointmentStatus.NO_SHOW,
             ]
         )
-        override_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+        override_reason = StrictCharField(required=False, allow_blank=True, default="", max_length=2000)
 
     @extend_schema(
         operation_id="appointments_set_status",
@@ -409,7 +412,7 @@ class TherapistDetailApi(APIView):
 
 class TherapistWorkingHoursApi(APIView):
     class WorkingHoursInput(serializers.Serializer):
-        working_hours = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+        working_hours = serializers.DictField(child=serializers.ListField(child=StrictCharField()))
 
     @extend_schema(
         operation_id="therapists_working_hours_set",
@@ -496,4 +499,87 @@ class TherapistFreeSlotsApi(APIView):
                     for s, e in slots
                 ],
             }
+        )
+
+
+class PatientOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Patient
+        fields = ["ref", "name", "date_of_birth", "email", "phone", "created", "updated"]
+
+
+class PatientCreateApi(APIView):
+    class PatientInput(serializers.Serializer):
+        name = StrictCharField(max_length=200)
+        date_of_birth = StrictCharField(required=False, allow_blank=True, default="", max_length=10)
+        email = serializers.EmailField(required=False, allow_blank=True, default="")
+        phone = StrictCharField(required=False, allow_blank=True, default="", max_length=40)
+
+    @extend_schema(
+        operation_id="patients_create",
+        request=PatientInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: PatientOutput, **error_responses(403, 422)},
+        description="Admin and Front desk only. Returns the pseudonymous `ref` used by appointments.",
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        if not (
+            selectors.patient_can_read(user=request.user) and request.user.has_perm("scheduler.add_patient")
+        ):
+            raise Forbidden("Only Admin and Front desk manage patients.")
+        data = _valid(self.PatientInput, request.data)
+        patient = services.patient_create(actor=request.user, **data)
+        return Response(PatientOutput(patient).data, status=status.HTTP_201_CREATED)
+
+
+class PatientDetailApi(APIView):
+    @extend_schema(
+        operation_id="patients_retrieve",
+        responses={200: PatientOutput, **error_responses(403, 404)},
+        description="A PHI read: Admin and Front desk only, and audited.",
+    )
+    def get(self, request: Request, ref: str) -> Response:
+        return Response(PatientOutput(selectors.patient_get_for_viewer(viewer=request.user, ref=ref)).data)
+
+
+class TimeOffApi(APIView):
+    class TimeOffInput(serializers.Serializer):
+        start = AwareDateTimeField()
+        end = AwareDateTimeField()
+        reason = StrictCharField(required=False, allow_blank=True, default="", max_length=200)
+
+    @extend_schema(
+        operation_id="therapists_time_off_add",
+        request=TimeOffInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            201: inline_serializer(
+                "TimeOff",
+                fields={
+                    "id": serializers.IntegerField(),
+                    "start": serializers.DateTimeField(),
+                    "end": serializers.DateTimeField(),
+                    "reason": serializers.CharField(),
+                },
+            ),
+            **error_responses(403, 404, 422),
+        },
+        description="Appointments in the period become outside-hours conflicts.",
+    )
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        therapist = _get_therapist(request, pk)
+        if not request.user.has_perm("scheduler.add_timeoff"):
+            raise Forbidden("You may not add time off.")
+        data = _valid(self.TimeOffInput, request.data)
+        period = services.time_off_add(actor=request.user, therapist=therapist, **data)
+        return Response(
+            {
+                "id": period.pk,
+                "start": period.start.isoformat(),
+                "end": period.end.isoformat(),
+                "reason": period.reason,
+            },
+            status=status.HTTP_201_CREATED,
         )

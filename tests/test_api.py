@@ -96,6 +96,8 @@ def test_booking_returns_201_with_etag_and_a_clash_409_with_ids(desk, therapist_
         ({"start": "tomorrow", "end": "2026-12-07T10:00:00Z"}, "ISO 8601"),
         ({"start": "2026-12-07T12:99:00Z"}, "ISO 8601"),
         ({"therapist": "abc"}, "therapist"),
+        ({"therapist": True}, "Must be an integer"),
+        ({"patient_ref": 12}, "Must be a string"),
         ({"therapist": 999999}, "Unknown therapist 999999"),
         ({"service": 424242}, "Unknown service 424242"),
         ({"type": "surgery"}, "type"),
@@ -360,3 +362,35 @@ def test_free_slots_respect_hours_appointments_buffers_and_busy_blocks(desk, the
         "invalid",
         "exactly one service",
     )
+
+
+def test_patients_are_created_and_read_by_staff_only_and_reads_are_audited(desk, therapist_a, frontdesk_user):
+    created = desk.post(
+        f"{API}/patients/", {"name": "Ada Apiton", "date_of_birth": "1980-02-03"}, format="json"
+    )
+    assert created.status_code == 201
+    ref = created.json()["ref"]
+    assert desk.get(f"{API}/patients/{ref}/").json()["name"] == "Ada Apiton"
+    assert AuditLog.objects.filter(action="scheduler.patient.viewed", actor=frontdesk_user).count() == 1
+    thea = client_for(therapist_a.user)
+    assert_error(thea.get(f"{API}/patients/{ref}/"), 403, "forbidden")
+    assert_error(thea.post(f"{API}/patients/", {"name": "X"}, format="json"), 403, "forbidden")
+    assert_error(
+        desk.post(f"{API}/patients/", {"name": "Bo", "date_of_birth": "03/02/1980"}, format="json"),
+        400,
+        "invalid",
+        "YYYY-MM-DD",
+    )
+    assert_error(desk.get(f"{API}/patients/pt_missing/"), 404, "not_found")
+
+
+def test_time_off_through_the_api_opens_outside_hours_conflicts(desk, therapist_a):
+    appt = desk.post(f"{API}/appointments/", booking(therapist_a), format="json").json()
+    response = desk.post(
+        f"{API}/therapists/{therapist_a.pk}/time-off/",
+        {"start": "2026-12-07T00:00:00-05:00", "end": "2026-12-08T00:00:00-05:00", "reason": "conference"},
+        format="json",
+    )
+    assert response.status_code == 201
+    conflict = desk.get(f"{API}/conflicts/", {"kind": "outside_hours"}).json()["results"][0]
+    assert conflict["appointment_ids"] == [appt["id"]]
