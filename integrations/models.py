@@ -40,6 +40,10 @@ class Connection(models.Model):
     write_enabled = models.BooleanField(
         default=False, help_text="Write hub appointments back to this calendar."
     )
+    # Non-secret settings: {"provider_map": {"<platform provider id>": <therapist id>},
+    # "window_past_days": 30,
+    # "window_future_days": 180}. Secrets live in `credentials` (encrypted).
+    config = models.JSONField(default=dict, blank=True)
     cursor = models.TextField(blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -58,6 +62,60 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_platform_display()}: {self.display_name}"
+
+
+class ExternalRecord(models.Model):
+    """The ledger: what we last saw of one external record, and which hub object it became."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="records")
+    external_id = models.CharField(max_length=255)
+    recurrence_id = models.CharField(max_length=64, blank=True)
+    version = models.CharField(max_length=255, blank=True, help_text="etag / version / last-modified stamp")
+    last_seen_at = models.DateTimeField()
+    appointment = models.ForeignKey(
+        "scheduler.Appointment", null=True, blank=True, on_delete=models.SET_NULL, related_name="records"
+    )
+    busy_block = models.ForeignKey(
+        "scheduler.BusyBlock", null=True, blank=True, on_delete=models.SET_NULL, related_name="records"
+    )
+    tombstone_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "external_id", "recurrence_id"],
+                name="externalrecord_unique_per_connection",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}:{self.external_id}"
+
+
+class SyncRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        OK = "ok", "OK"
+        FAILED = "failed", "Failed"
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="runs")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    full_read = models.BooleanField(default=False)
+    fetched = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["connection", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"Sync {self.connection_id} {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
 
 
 class APIWriteQueue(models.Model):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,7 +24,8 @@ from scheduler.models import (
     Therapist,
 )
 
-from .models import WRITABLE_PLATFORMS, APIWriteQueue, Connection
+from .base import FetchResult
+from .models import WRITABLE_PLATFORMS, APIWriteQueue, Connection, ExternalRecord
 
 
 def appointment_projection(appointment: Appointment) -> dict[str, object]:
@@ -143,3 +149,229 @@ def external_appointment_upsert(
         hi = max(end, old[1]) if old else end
         conflicts_detect(therapist_ids=[therapist_id], start=lo, end=hi)
     return appointment, created
+
+
+# --- sync -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncCounts:
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    cancelled: int = 0
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def patient_pseudonym(platform: str, key: str) -> str:
+    """A stable pseudonym for a platform's patient key; the raw key is never stored."""
+    if not key:
+        return ""
+    digest = hmac.new(settings.PATIENT_REF_KEY.encode(), f"{platform}:{key}".encode(), hashlib.sha256)
+    return f"{platform}:{digest.hexdigest()[:20]}"
+
+
+def _is_newer(new: str, old: str) -> bool:
+    """Platform stamps compare as numbers or instants when both parse; otherwise any change is newer."""
+    if not old or not new:
+        return True
+    if new.isdigit() and old.isdigit():
+        return int(new) > int(old)
+    try:
+        return _stamp(new) > _stamp(old)
+    except ValueError:
+        return new != old
+
+
+def _stamp(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace(" ", "T").replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(value)
+    return parsed
+
+
+def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
+    """Apply one fetched batch: upsert canonical appointments and busy blocks, update the ledger, apply only
+    authoritative deletions, detect conflicts on what changed. Idempotent; older versions never win.
+
+    Bulk throughout: one ledger read per 500 ids, bulk inserts and updates, one detection per therapist.
+    """
+    counts = SyncCounts(fetched=len(result.events))
+    provider_map = {str(k): v for k, v in (connection.config or {}).get("provider_map", {}).items()}
+    zones = dict(Therapist.objects.values_list("pk", "timezone"))
+    now = timezone.now()
+    platform = connection.platform
+    with transaction.atomic():
+        ledger: dict[tuple[str, str], ExternalRecord] = {}
+        keys = list({e.external_id for e in result.events})
+        for chunk in _chunks(keys):
+            for rec in ExternalRecord.objects.filter(
+                connection=connection, external_id__in=chunk
+            ).select_related("appointment"):
+                ledger[(rec.external_id, rec.recurrence_id)] = rec
+        new_appts: list[Appointment] = []
+        new_records: list[ExternalRecord] = []
+        changed_appts: list[Appointment] = []
+        touched_records: list[ExternalRecord] = []
+        touched: dict[int, list[datetime]] = {}
+        for event in result.events:
+            rec = ledger.get((event.external_id, event.recurrence_id))
+            # A record tombstoned because a complete read missed it is re-applied when it shows up again.
+            fresh = (
+                rec is None or event.deleted or rec.tombstone_reason or _is_newer(event.version, rec.version)
+            )
+            if not fresh:
+                counts.unchanged += 1
+                continue
+            if event.busy_only:
+                counts.errors.append(f"{event.external_id}: busy time is handled by calendar connectors")
+                continue
+            if event.deleted:
+                if (
+                    rec is not None
+                    and rec.appointment
+                    and rec.appointment.status != AppointmentStatus.CANCELLED
+                ):
+                    appt = rec.appointment
+                    appt.status, appt.version = AppointmentStatus.CANCELLED, appt.version + 1
+                    changed_appts.append(appt)
+                    counts.cancelled += 1
+                    touched.setdefault(appt.therapist_id, []).extend([appt.start, appt.end])
+                if rec is not None:
+                    rec.tombstone_reason, rec.last_seen_at = "deleted at source", now
+                    rec.version = event.version or rec.version
+                    touched_records.append(rec)
+                continue
+            therapist_id = connection.therapist_id or provider_map.get(event.provider_key)
+            if therapist_id is None or therapist_id not in zones:
+                counts.errors.append(
+                    f"{event.external_id}: no therapist mapped for provider {event.provider_key!r}"
+                )
+                continue
+            if event.start is None or event.end is None or not event.start < event.end:
+                counts.errors.append(f"{event.external_id}: missing or inverted start/end")
+                continue
+            if event.end - event.start > MAX_APPOINTMENT_LENGTH:
+                counts.errors.append(f"{event.external_id}: longer than {MAX_APPOINTMENT_LENGTH}")
+                continue
+            values = {
+                "therapist_id": therapist_id,
+                "start": event.start,
+                "end": event.end,
+                "status": event.status
+                if event.status in AppointmentStatus.values
+                else AppointmentStatus.SCHEDULED,
+                "type": event.type if event.type in AppointmentType.values else AppointmentType.OTHER,
+                "patient_ref": patient_pseudonym(platform, event.patient_key),
+                "timezone": zones[therapist_id],
+            }
+            if rec is None or rec.appointment is None:
+                appt = Appointment(
+                    source_system=platform,
+                    connection=connection,
+                    external_id=event.external_id,
+                    recurrence_id=event.recurrence_id,
+                    raw=event.raw,
+                    **values,
+                )
+                new_appts.append(appt)
+                new_records.append(
+                    ExternalRecord(
+                        connection=connection,
+                        external_id=event.external_id,
+                        recurrence_id=event.recurrence_id,
+                        version=event.version,
+                        last_seen_at=now,
+                    )
+                )
+                counts.created += 1
+            else:
+                appt = rec.appointment
+                old = (appt.start, appt.end, appt.therapist_id)
+                if appt.merged_into_id is not None:
+                    values["status"] = AppointmentStatus.CANCELLED  # merged by staff: stays out of the way
+                for k, v in values.items():
+                    setattr(appt, k, v)
+                appt.raw, appt.version = event.raw, appt.version + 1
+                changed_appts.append(appt)
+                rec.version, rec.last_seen_at, rec.tombstone_reason = event.version, now, ""
+                touched_records.append(rec)
+                touched.setdefault(old[2], []).extend(old[:2])
+                if values["status"] == AppointmentStatus.CANCELLED:
+                    counts.cancelled += 1
+                else:
+                    counts.updated += 1
+            touched.setdefault(therapist_id, []).extend([event.start, event.end])
+
+        if result.complete_window is not None:
+            lo, hi = result.complete_window
+            seen = {e.external_id for e in result.events}
+            gone = (
+                ExternalRecord.objects.filter(
+                    connection=connection,
+                    tombstone_reason="",
+                    appointment__start__lt=hi,
+                    appointment__end__gt=lo,
+                )
+                .exclude(appointment__status=AppointmentStatus.CANCELLED)
+                .select_related("appointment")
+            )
+            for rec in gone:
+                if rec.external_id in seen:
+                    continue
+                appt = rec.appointment
+                appt.status, appt.version = AppointmentStatus.CANCELLED, appt.version + 1
+                changed_appts.append(appt)
+                rec.tombstone_reason, rec.last_seen_at = "missing from a complete read", now
+                touched_records.append(rec)
+                counts.cancelled += 1
+                touched.setdefault(appt.therapist_id, []).extend([appt.start, appt.end])
+
+        created = Appointment.objects.bulk_create(new_appts, batch_size=500)
+        for appt, rec in zip(created, new_records, strict=True):
+            rec.appointment = appt
+        ExternalRecord.objects.bulk_create(new_records, batch_size=500)
+        Appointment.objects.bulk_update(
+            changed_appts,
+            [
+                "therapist",
+                "start",
+                "end",
+                "status",
+                "type",
+                "patient_ref",
+                "timezone",
+                "raw",
+                "version",
+                "updated",
+            ],
+            batch_size=500,
+        )
+        ExternalRecord.objects.bulk_update(
+            touched_records, ["version", "last_seen_at", "tombstone_reason"], batch_size=500
+        )
+        from conflicts.services import conflicts_detect
+
+        for therapist_id, instants in touched.items():
+            conflicts_detect(therapist_ids=[therapist_id], start=min(instants), end=max(instants))
+        audit_record(
+            actor=None,
+            action="integrations.connection.synced",
+            target=connection,
+            details={
+                "fetched": counts.fetched,
+                "created": counts.created,
+                "updated": counts.updated,
+                "cancelled": counts.cancelled,
+                "unchanged": counts.unchanged,
+                "errors": len(counts.errors),
+                "full_read": result.complete_window is not None,
+            },
+        )
+    return counts

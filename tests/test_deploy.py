@@ -12,7 +12,11 @@ from django.conf import settings
 
 
 def _manage(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DEBUG")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "PATIENT_REF_KEY", "DEBUG")
+    }
     clean.update(DJANGO_SETTINGS_MODULE="config.settings.base", HUB_VAR_DIR=str(tmp_path), **env)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=clean, capture_output=True, text=True
@@ -29,6 +33,7 @@ def test_production_settings_pass_check_deploy(tmp_path):
         DEBUG="false",
         SECRET_KEY="x" * 20 + Fernet.generate_key().decode(),
         FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        PATIENT_REF_KEY="k" * 32,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

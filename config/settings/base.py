@@ -43,6 +43,11 @@ SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret(
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or [
     _local_secret("FIELD_ENCRYPTION_KEYS", lambda: Fernet.generate_key().decode())
 ]
+# Keys external patient ids into stable pseudonyms (HMAC); separate from SECRET_KEY so that rotating
+# that key does not change every patient reference.
+PATIENT_REF_KEY = env.str("PATIENT_REF_KEY", default="") or _local_secret(
+    "PATIENT_REF_KEY", lambda: secrets.token_urlsafe(32)
+)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

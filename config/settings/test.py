@@ -13,6 +13,8 @@ os.environ.setdefault(
     "rWw1b4b6gfpTzhkk0yqkkC0vEYb1bSeqI7yEF4Jz0Ks=,8F1s2L1lF2E5p4xV9yJ3Yc7cF6uQ0r1Wn0Yb0o6QyqE=",
 )
 
+os.environ.setdefault("PATIENT_REF_KEY", "test-patient-ref-key")
+
 from .base import *  # noqa: E402,F403
 from .base import DATABASES, VAR_DIR  # noqa: E402
 

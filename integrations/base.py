@@ -1,0 +1,128 @@
+"""The connector interface: the one extension point between the hub and an external platform.
+
+A connector talks to the outside world and never writes our database. The sync service calls it and
+applies what it returns (integrations.services.sync_apply). To add a platform:
+
+1. Create ``integrations/<platform>/connector.py`` with a subclass of :class:`Connector`.
+2. Register it in ``integrations/registry.py`` (``CONNECTORS = {"<platform>": "dotted.path.Class"}``).
+3. Ship an emulator of the platform's real API and contract tests against it over real HTTP.
+
+Contract, in short:
+
+* :meth:`Connector.fetch` returns every change since ``cursor`` (or, when ``cursor`` is None or the
+  platform declared it expired, a complete read of ``window``), following pagination to the end. It
+  returns the new cursor; the caller stores it only after the batch was applied.
+* Deletions are only ever reported when the platform said so authoritatively: an
+  :class:`ExternalEvent` with ``deleted=True`` (a tombstone, a cancelled status, a 404/410 on a direct
+  read), or ``FetchResult.complete_window`` when the fetch was a full read of that window, so that what is
+  missing from it is gone. Timeouts, 5xx, auth and parse errors raise :class:`ConnectorError` and change
+  nothing.
+* Errors say whether retrying can help (``permanent``), whether a human must re-authorise
+  (:class:`ConnectorAuthError`), and how long to wait (``retry_after``, from the platform's header).
+* Patient keys are returned raw in ``patient_key``; the hub pseudonymises them before storing, and never
+  stores names. ``raw`` is stored encrypted, for audit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from .models import APIWriteQueue, Connection
+
+
+class ConnectorError(Exception):
+    """A platform call failed. ``permanent``: retrying the same call cannot succeed."""
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class ConnectorAuthError(ConnectorError):
+    """Credentials were refused and refreshing cannot fix it: the connection needs re-authorisation."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
+class ConnectorConfigError(ConnectorError):
+    """The connection is misconfigured (missing provider mapping, unknown calendar ...)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
+class CursorExpired(ConnectorError):
+    """The incremental cursor is no longer valid (Google 410, Graph 410): re-read the window in full."""
+
+    def __init__(self, message: str = "The sync cursor expired.") -> None:
+        super().__init__(message, permanent=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalEvent:
+    """One appointment (or busy time) as the platform reports it, normalised to the hub's vocabulary."""
+
+    external_id: str
+    start: datetime | None = None  # aware; None only for tombstones
+    end: datetime | None = None
+    status: str = "scheduled"  # a scheduler.models.AppointmentStatus value
+    provider_key: str = ""  # the platform's id for the therapist (mapped through the connection's config)
+    patient_key: str = ""  # the platform's raw patient key; pseudonymised by the hub, never stored raw
+    type: str = "consult"  # a scheduler.models.AppointmentType value
+    location_key: str = ""
+    version: str = ""  # etag / version / last-modified stamp: newer replaces older, never the reverse
+    deleted: bool = False  # an authoritative "gone" from the platform
+    busy_only: bool = False  # external busy time rather than an appointment (calendars)
+    recurrence_id: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    events: list[ExternalEvent]
+    cursor: str | None = None  # store after applying; None keeps the previous one
+    # Set when this fetch read everything in the window: ledger entries in the window not returned are gone.
+    complete_window: tuple[datetime, datetime] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    external_id: str
+    version: str = ""
+
+
+class Connector:
+    """Base class of every platform connector. Subclasses set the class attributes and override methods."""
+
+    platform: ClassVar[str] = ""
+    #: The platform's minimum polling interval (e.g. Kareo/Tebra: 5 minutes).
+    min_sync_interval: ClassVar[timedelta] = timedelta(minutes=5)
+    #: Whether the hub may write appointments to this platform (two-way calendars).
+    supports_write: ClassVar[bool] = False
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def fetch(self, *, cursor: str | None, window: tuple[datetime, datetime]) -> FetchResult:
+        """Changes since ``cursor``, or a complete read of ``window`` when ``cursor`` is None."""
+        raise NotImplementedError
+
+    def push(self, job: APIWriteQueue) -> PushResult:
+        """Create, update or delete the external event for ``job.appointment`` (idempotently)."""
+        raise ConnectorError(f"{self.platform} does not accept writes from the hub.", permanent=True)
+
+    def parse_webhook(self, request: HttpRequest) -> list[str]:
+        """Verify the request's signature or token *before* parsing; return the event ids it announces.
+
+        Raise :class:`ConnectorAuthError` for a bad signature. Unknown event types return [] (acknowledged
+        and ignored).
+        """
+        raise ConnectorError(f"{self.platform} has no webhooks.", permanent=True)

@@ -1,0 +1,20 @@
+"""The plain registry of platform connectors, imported lazily (a platform's libraries load only when used)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import Connector
+
+CONNECTORS: dict[str, str] = {}
+
+
+def connector_class(platform: str) -> type[Connector]:
+    try:
+        path = CONNECTORS[platform]
+    except KeyError:
+        raise LookupError(f"No connector is registered for {platform!r}.") from None
+    module, _, name = path.rpartition(".")
+    return getattr(import_module(module), name)

@@ -1,0 +1,139 @@
+"""sync_apply: idempotent, monotonic, and only authoritative signals delete."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from audit.models import AuditLog
+from conflicts.models import Conflict
+from integrations.base import ExternalEvent, FetchResult
+from integrations.models import Connection, ExternalRecord
+from integrations.services import patient_pseudonym, sync_apply
+from scheduler.models import Appointment
+from scheduler.services import appointment_book
+
+SLOT = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
+WINDOW = (datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC))
+
+
+@pytest.fixture
+def zocdoc(therapist_a):
+    return Connection.objects.create(
+        platform="zocdoc", display_name="Zocdoc", config={"provider_map": {"pr_1": therapist_a.pk}}
+    )
+
+
+def event(eid: str, hours: int = 0, *, version: str = "2026-11-20T10:00:00Z", **kw) -> ExternalEvent:
+    start = SLOT + timedelta(hours=hours)
+    return ExternalEvent(
+        **{
+            "external_id": eid,
+            "start": start,
+            "end": start + timedelta(minutes=30),
+            "provider_key": "pr_1",
+            "patient_key": "dev-pt-9",
+            "version": version,
+            "raw": {"appointment_id": eid},
+            **kw,
+        }
+    )
+
+
+def test_a_batch_creates_appointments_and_ledger_rows_with_pseudonymous_patients(zocdoc, therapist_a):
+    counts = sync_apply(connection=zocdoc, result=FetchResult([event("a"), event("b", 2)]))
+    assert (counts.created, counts.fetched, counts.errors) == (2, 2, [])
+    a = Appointment.objects.get(external_id="a")
+    assert (a.source_system, a.connection, a.therapist, a.timezone) == (
+        "zocdoc",
+        zocdoc,
+        therapist_a,
+        "America/New_York",
+    )
+    assert a.patient_ref == patient_pseudonym("zocdoc", "dev-pt-9") and "dev-pt-9" not in a.patient_ref
+    assert ExternalRecord.objects.get(external_id="a").appointment == a
+    assert AuditLog.objects.get(action="integrations.connection.synced").details["created"] == 2
+
+
+def test_applying_the_same_batch_twice_changes_nothing(zocdoc):
+    batch = FetchResult([event("a"), event("b", 2)])
+    sync_apply(connection=zocdoc, result=batch)
+    again = sync_apply(connection=zocdoc, result=batch)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    assert Appointment.objects.count() == 2 and Appointment.objects.filter(version=1).count() == 2
+
+
+def test_an_older_version_arriving_late_never_overwrites_a_newer_one(zocdoc):
+    sync_apply(connection=zocdoc, result=FetchResult([event("a", 3, version="2026-11-20T12:00:00Z")]))
+    late = sync_apply(connection=zocdoc, result=FetchResult([event("a", 1, version="2026-11-20T11:00:00Z")]))
+    assert late.unchanged == 1
+    assert Appointment.objects.get().start == SLOT + timedelta(hours=3)
+
+
+def test_a_newer_version_moves_the_appointment(zocdoc):
+    sync_apply(connection=zocdoc, result=FetchResult([event("a")]))
+    moved = sync_apply(connection=zocdoc, result=FetchResult([event("a", 4, version="2026-11-21T09:00:00Z")]))
+    assert moved.updated == 1
+    a = Appointment.objects.get()
+    assert (a.start, a.version) == (SLOT + timedelta(hours=4), 2)
+
+
+def test_a_tombstone_cancels_and_a_partial_fetch_deletes_nothing(zocdoc):
+    sync_apply(connection=zocdoc, result=FetchResult([event("a"), event("b", 2)]))
+    partial = sync_apply(connection=zocdoc, result=FetchResult([event("c", 4)]))  # incremental: a, b unseen
+    assert partial.cancelled == 0 and Appointment.objects.filter(status="cancelled").count() == 0
+    sync_apply(connection=zocdoc, result=FetchResult([ExternalEvent(external_id="a", deleted=True)]))
+    assert Appointment.objects.get(external_id="a").status == "cancelled"
+    assert ExternalRecord.objects.get(external_id="a").tombstone_reason == "deleted at source"
+
+
+def test_a_complete_read_cancels_what_is_missing_in_its_window_only(zocdoc):
+    far = event("far", 24 * 40)  # January, outside the window
+    sync_apply(connection=zocdoc, result=FetchResult([event("a"), event("b", 2), far]))
+    counts = sync_apply(connection=zocdoc, result=FetchResult([event("a")], complete_window=WINDOW))
+    assert counts.cancelled == 1
+    assert dict(Appointment.objects.values_list("external_id", "status")) == {
+        "a": "scheduled",
+        "b": "cancelled",
+        "far": "scheduled",
+    }
+    assert ExternalRecord.objects.get(external_id="b").tombstone_reason == "missing from a complete read"
+
+
+def test_unmapped_providers_and_bad_times_are_reported_and_skipped(zocdoc):
+    bad = ExternalEvent(external_id="x", start=SLOT, end=SLOT, provider_key="pr_1")
+    counts = sync_apply(
+        connection=zocdoc, result=FetchResult([event("u", provider_key="pr_other"), bad, event("ok")])
+    )
+    assert counts.created == 1 and len(counts.errors) == 2
+    assert "no therapist mapped for provider 'pr_other'" in counts.errors[0]
+    assert list(Appointment.objects.values_list("external_id", flat=True)) == ["ok"]
+
+
+def test_a_synced_clash_with_a_hub_booking_is_stored_and_opens_a_conflict(
+    zocdoc, therapist_a, frontdesk_user
+):
+    hub = appointment_book(
+        actor=frontdesk_user, therapist=therapist_a, start=SLOT, end=SLOT + timedelta(hours=1)
+    )
+    sync_apply(connection=zocdoc, result=FetchResult([event("a")]))
+    conflict = Conflict.objects.get(kind="overlap", status="open")
+    assert hub.pk in conflict.appointments.values_list("pk", flat=True)
+
+
+def test_a_per_therapist_connection_needs_no_provider_map(therapist_b):
+    conn = Connection.objects.create(platform="kareo", display_name="K", therapist=therapist_b)
+    sync_apply(connection=conn, result=FetchResult([event("k", provider_key="whatever")]))
+    assert Appointment.objects.get().therapist == therapist_b
+
+
+def test_a_record_missing_from_one_complete_read_comes_back_when_it_reappears(zocdoc):
+    sync_apply(connection=zocdoc, result=FetchResult([event("a"), event("b", 2)]))
+    sync_apply(connection=zocdoc, result=FetchResult([event("a")], complete_window=WINDOW))
+    back = sync_apply(
+        connection=zocdoc, result=FetchResult([event("a"), event("b", 2)], complete_window=WINDOW)
+    )
+    assert back.updated == 1
+    assert Appointment.objects.get(external_id="b").status == "scheduled"
+    assert ExternalRecord.objects.get(external_id="b").tombstone_reason == ""
