@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -24,8 +24,8 @@ from scheduler.models import (
     Therapist,
 )
 
-from .base import FetchResult
-from .models import WRITABLE_PLATFORMS, APIWriteQueue, Connection, ExternalRecord
+from .base import ConnectorAuthError, ConnectorError, CursorExpired, FetchResult
+from .models import WRITABLE_PLATFORMS, APIWriteQueue, Connection, ExternalRecord, SyncRun
 
 
 def appointment_projection(appointment: Appointment) -> dict[str, object]:
@@ -375,3 +375,108 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
             },
         )
     return counts
+
+
+# --- running a sync -------------------------------------------------------------------------------
+
+
+def _window(connection: Connection) -> tuple[datetime, datetime]:
+    config = connection.config or {}
+    now = timezone.now()
+    return (
+        now - timedelta(days=int(config.get("window_past_days", 30))),
+        now + timedelta(days=int(config.get("window_future_days", 180))),
+    )
+
+
+def connection_sync(
+    *, connection_id: int, actor: Any | None = None, force_full: bool = False
+) -> SyncRun | None:
+    """Run one sync of a connection: fetch through its connector, apply, record the run.
+
+    A paused or needs-reauth connection does not run (returns None). A failed fetch changes no appointment:
+    the run and the connection record the error; auth failures mark the connection needs_reauth.
+    """
+    from .registry import connector_class
+
+    with transaction.atomic():
+        # The row lock makes concurrent syncs of one connection queue up instead of interleaving.
+        connection = Connection.objects.select_for_update().get(pk=connection_id)
+        if connection.status in (Connection.Status.PAUSED, Connection.Status.NEEDS_REAUTH):
+            return None
+        run = SyncRun.objects.create(connection=connection, started_at=timezone.now())
+        connector = connector_class(connection.platform)(connection)
+        window = _window(connection)
+        cursor = None if force_full else (connection.cursor or None)
+        try:
+            try:
+                result = connector.fetch(cursor=cursor, window=window)
+            except CursorExpired:
+                cursor = None
+                result = connector.fetch(cursor=None, window=window)
+        except ConnectorError as exc:
+            run.status, run.finished_at = SyncRun.Status.FAILED, timezone.now()
+            run.errors = [exc.message]
+            run.save()
+            connection.status = (
+                Connection.Status.NEEDS_REAUTH
+                if isinstance(exc, ConnectorAuthError)
+                else Connection.Status.ERROR
+                if exc.permanent
+                else connection.status
+            )
+            connection.last_error = exc.message
+            connection.save(update_fields=["status", "last_error", "updated"])
+            audit_record(
+                actor=actor,
+                action="integrations.connection.sync_failed",
+                target=connection,
+                details={
+                    "error": exc.message,
+                    "permanent": exc.permanent,
+                    "needs_reauth": isinstance(exc, ConnectorAuthError),
+                },
+            )
+            return run
+        counts = sync_apply(connection=connection, result=result)
+        run.full_read = cursor is None
+        for name in ("fetched", "created", "updated", "cancelled", "unchanged"):
+            setattr(run, name, getattr(counts, name))
+        run.errors = counts.errors[:100]
+        run.status, run.finished_at = SyncRun.Status.OK, timezone.now()
+        run.save()
+        if result.cursor is not None:
+            connection.cursor = result.cursor
+        connection.status, connection.last_error, connection.last_synced_at = (
+            Connection.Status.OK,
+            "",
+            run.finished_at,
+        )
+        connection.save(update_fields=["cursor", "status", "last_error", "last_synced_at", "updated"])
+    return run
+
+
+def connection_schedule(*, connection: Connection) -> None:
+    """Create or update the connection's own periodic sync task (django-celery-beat), at least the
+    platform's minimum interval apart; disabled while the connection is paused or needs re-authorisation."""
+    import json
+
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from .registry import connector_class
+
+    try:
+        minimum = connector_class(connection.platform).min_sync_interval
+    except LookupError:
+        return  # no connector yet for this platform: nothing to schedule
+    minutes = max(connection.sync_interval_minutes, int(minimum.total_seconds() // 60))
+    schedule, _ = IntervalSchedule.objects.get_or_create(every=minutes, period=IntervalSchedule.MINUTES)
+    PeriodicTask.objects.update_or_create(
+        name=f"sync connection {connection.pk}",
+        defaults={
+            "task": "integrations.tasks.connection_sync_task",
+            "interval": schedule,
+            "args": json.dumps([connection.pk]),
+            "enabled": connection.status not in (Connection.Status.PAUSED, Connection.Status.NEEDS_REAUTH),
+        },
+    )

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True)
+def connection_sync_task(connection_id: int) -> dict[str, object] | None:
+    """One sync of one connection (beat per connection, webhooks, "Sync now"); safe to redeliver."""
+    from integrations.services import connection_sync
+
+    run = connection_sync(connection_id=connection_id)
+    if run is None:
+        return None
+    return {"run": run.pk, "status": run.status, "created": run.created, "updated": run.updated}
