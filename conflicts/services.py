@@ -29,20 +29,6 @@ class DetectResult:
     findings: int
 
 
-def _slot(a: Appointment, buffers: dict[int, tuple[timedelta, timedelta]]) -> Slot:
-    before, after = buffers.get(a.service_id or 0, (timedelta(0), timedelta(0)))
-    return Slot(
-        id=a.pk,
-        therapist_id=a.therapist_id,
-        start=a.start,
-        end=a.end,
-        buffer_before=before,
-        buffer_after=after,
-        patient_ref=a.patient_ref,
-        source_system=a.source_system,
-    )
-
-
 def _weeks(therapist_ids: Iterable[int], start: datetime, end: datetime) -> dict[int, WorkingWeek]:
     """Working rules per therapist; a therapist with no hours configured has no rules (no findings)."""
     off: dict[int, list[tuple[datetime, datetime]]] = {}
@@ -72,17 +58,37 @@ def conflicts_detect(*, therapist_ids: Iterable[int], start: datetime, end: date
     widest = Service.objects.aggregate(b=Max("buffer_before_minutes"), a=Max("buffer_after_minutes"))
     pad = timedelta(minutes=(widest["b"] or 0) + (widest["a"] or 0))
     occupying = Appointment.objects.filter(status__in=OCCUPYING_STATUSES)
-    mine = list(occupying.filter(therapist_id__in=therapist_ids, start__lt=end + pad, end__gt=start - pad))
+    fields = ("pk", "therapist_id", "start", "end", "service_id", "patient_ref", "source_system")
+
+    def load(qs: Any) -> list[Slot]:
+        # Tuples, not model instances: this runs on every write path and for every synced page.
+        zero = (timedelta(0), timedelta(0))
+        return [
+            Slot(
+                id=pk,
+                therapist_id=t,
+                start=s,
+                end=e,
+                buffer_before=buffers.get(svc, zero)[0],
+                buffer_after=buffers.get(svc, zero)[1],
+                patient_ref=ref,
+                source_system=src,
+            )
+            for pk, t, s, e, svc, ref, src in qs.values_list(*fields)
+        ]
+
+    mine_qs = occupying.filter(therapist_id__in=therapist_ids)
+    mine = load(mine_qs.filter(start__lt=end + pad, end__gt=start - pad))
     if mine:
         # Widen once to the extent of what was found, so a long appointment's partners are all loaded.
-        start = min(start, *(a.start for a in mine))
-        end = max(end, *(a.end for a in mine))
-        mine = list(
-            occupying.filter(therapist_id__in=therapist_ids, start__lt=end + pad, end__gt=start - pad)
-        )
+        # Only needed when one reaches past the padded range: partners of the others are already loaded.
+        wide_start, wide_end = min(start, *(a.start for a in mine)), max(end, *(a.end for a in mine))
+        if wide_start < start - pad or wide_end > end + pad:
+            start, end = wide_start, wide_end
+            mine = load(mine_qs.filter(start__lt=end + pad, end__gt=start - pad))
     refs = {a.patient_ref for a in mine if a.patient_ref}
     same_patient = (
-        list(
+        load(
             occupying.filter(patient_ref__in=refs, start__lt=end, end__gt=start).exclude(
                 therapist_id__in=therapist_ids
             )
@@ -96,7 +102,7 @@ def conflicts_detect(*, therapist_ids: Iterable[int], start: datetime, end: date
             therapist_id__in=therapist_ids, start__lt=end + pad, end__gt=start - pad
         )
     ]
-    slots = [_slot(a, buffers) for a in [*mine, *same_patient]]
+    slots = [*mine, *same_patient]
     findings = [
         f
         for f in detect_all(slots, blocks, _weeks(therapist_ids, start - pad, end + pad))
@@ -104,7 +110,7 @@ def conflicts_detect(*, therapist_ids: Iterable[int], start: datetime, end: date
         if f.therapist_id in therapist_ids or f.therapist_id is None
     ]
     with transaction.atomic():
-        return _persist(findings, {a.pk for a in mine})
+        return _persist(findings, {a.id for a in mine})
 
 
 def _persist(findings: list[Finding], scope: set[int] | None) -> DetectResult:

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -196,6 +197,22 @@ def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
+def _detect_touched(touched: dict[int, list[datetime]]) -> None:
+    """Conflict detection for what a batch changed: one call when the changes are close together in time
+    (an incremental sync, a page of a full read), else one per therapist so no call loads a year."""
+    from conflicts.services import conflicts_detect
+
+    if not touched:
+        return
+    lo = min(min(v) for v in touched.values())
+    hi = max(max(v) for v in touched.values())
+    if hi - lo <= timedelta(days=31):
+        conflicts_detect(therapist_ids=list(touched), start=lo, end=hi)
+        return
+    for therapist_id, instants in touched.items():
+        conflicts_detect(therapist_ids=[therapist_id], start=min(instants), end=max(instants))
+
+
 def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
     """Apply one fetched batch: upsert canonical appointments and busy blocks, update the ledger, apply only
     authoritative deletions, detect conflicts on what changed. Idempotent; older versions never win.
@@ -211,15 +228,18 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
         ledger: dict[tuple[str, str], ExternalRecord] = {}
         keys = list({e.external_id for e in result.events})
         for chunk in _chunks(keys):
-            for rec in ExternalRecord.objects.filter(
-                connection=connection, external_id__in=chunk
-            ).select_related("appointment"):
+            for rec in (
+                ExternalRecord.objects.filter(connection=connection, external_id__in=chunk)
+                .select_related("appointment")
+                .defer("appointment__raw")
+            ):
                 ledger[(rec.external_id, rec.recurrence_id)] = rec
         new_appts: list[Appointment] = []
         new_records: list[ExternalRecord] = []
         changed_appts: list[Appointment] = []
         touched_records: list[ExternalRecord] = []
         touched: dict[int, list[datetime]] = {}
+        cancel_ids: list[int] = []  # authoritative deletions: one UPDATE, no full-row rewrite
         for event in result.events:
             rec = ledger.get((event.external_id, event.recurrence_id))
             # A record tombstoned because a complete read missed it is re-applied when it shows up again.
@@ -233,14 +253,9 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 counts.errors.append(f"{event.external_id}: busy time is handled by calendar connectors")
                 continue
             if event.deleted:
-                if (
-                    rec is not None
-                    and rec.appointment
-                    and rec.appointment.status != AppointmentStatus.CANCELLED
-                ):
-                    appt = rec.appointment
-                    appt.status, appt.version = AppointmentStatus.CANCELLED, appt.version + 1
-                    changed_appts.append(appt)
+                appt = rec.appointment if rec is not None else None
+                if appt is not None and appt.status != AppointmentStatus.CANCELLED:
+                    cancel_ids.append(appt.pk)
                     counts.cancelled += 1
                     touched.setdefault(appt.therapist_id, []).extend([appt.start, appt.end])
                 if rec is not None:
@@ -321,13 +336,13 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 )
                 .exclude(appointment__status=AppointmentStatus.CANCELLED)
                 .select_related("appointment")
+                .defer("appointment__raw")
             )
             for rec in gone:
                 if rec.external_id in seen:
                     continue
                 appt = rec.appointment
-                appt.status, appt.version = AppointmentStatus.CANCELLED, appt.version + 1
-                changed_appts.append(appt)
+                cancel_ids.append(appt.pk)
                 rec.tombstone_reason, rec.last_seen_at = "missing from a complete read", now
                 touched_records.append(rec)
                 counts.cancelled += 1
@@ -337,9 +352,14 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
         for appt, rec in zip(created, new_records, strict=True):
             rec.appointment = appt
         ExternalRecord.objects.bulk_create(new_records, batch_size=500)
-        Appointment.objects.bulk_update(
+        # Updates as an upsert on the primary key (INSERT .. ON CONFLICT (id) DO UPDATE): much faster than
+        # bulk_update's CASE WHEN per column, which SQLite parses slowly for large batches.
+        Appointment.objects.bulk_create(
             changed_appts,
-            [
+            update_conflicts=True,
+            unique_fields=["id"],
+            batch_size=500,
+            update_fields=[
                 "therapist",
                 "start",
                 "end",
@@ -351,15 +371,19 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 "version",
                 "updated",
             ],
+        )
+        ExternalRecord.objects.bulk_create(
+            touched_records,
+            update_conflicts=True,
+            unique_fields=["id"],
             batch_size=500,
+            update_fields=["version", "last_seen_at", "tombstone_reason"],
         )
-        ExternalRecord.objects.bulk_update(
-            touched_records, ["version", "last_seen_at", "tombstone_reason"], batch_size=500
-        )
-        from conflicts.services import conflicts_detect
-
-        for therapist_id, instants in touched.items():
-            conflicts_detect(therapist_ids=[therapist_id], start=min(instants), end=max(instants))
+        for chunk in _chunks(cancel_ids):
+            Appointment.objects.filter(pk__in=chunk).update(
+                status=AppointmentStatus.CANCELLED, version=F("version") + 1, updated=now
+            )
+        _detect_touched(touched)
         audit_record(
             actor=None,
             action="integrations.connection.synced",
