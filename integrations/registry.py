@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .base import Connector
 
-CONNECTORS: dict[str, str] = {}
+CONNECTORS: dict[str, str] = {
+    "zocdoc": "integrations.zocdoc.connector.ZocdocConnector",
+}
 
 
 def connector_class(platform: str) -> type[Connector]:

@@ -1,0 +1,80 @@
+"""End to end: the hub syncs a Zocdoc connection from the emulator over real HTTP, through connection_sync."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from integrations.models import Connection
+from integrations.services import connection_sync
+from integrations.zocdoc.emulator import ZocdocEmulator, appointment_json, serve
+from scheduler.models import Appointment
+
+PROVIDER = "pr_abc123-def456_wxyz7890"
+
+
+@pytest.fixture
+def emulator():
+    emulator = ZocdocEmulator({"client_id": "hub", "client_secret": "s3cret"})
+    server, url = serve(emulator)
+    emulator.url = url
+    yield emulator
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def connection(emulator, therapist_a):
+    return Connection.objects.create(
+        platform="zocdoc",
+        display_name="Zocdoc",
+        credentials={
+            "client_id": "hub",
+            "client_secret": "s3cret",
+            "base_url": emulator.url,
+            "token_url": f"{emulator.url}/oauth/token",
+            "default_duration_minutes": 45,
+        },
+        config={"provider_map": {PROVIDER: therapist_a.pk}},
+    )
+
+
+def soon(days: int, hour: int = 15) -> datetime:
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return (now + timedelta(days=days)).replace(hour=hour)
+
+
+def test_appointments_arrive_update_and_cancel_through_incremental_syncs(emulator, connection):
+    a = emulator.add_appointment(appointment_json(soon(2), developer_patient_id="zd-pt-1"))
+    b = emulator.add_appointment(appointment_json(soon(3), appointment_status="pending_booking"))
+    first = connection_sync(connection_id=connection.pk)
+    assert (first.status, first.created, first.full_read) == ("ok", 2, True)
+    stored = Appointment.objects.get(external_id=a["appointment_id"])
+    assert stored.end - stored.start == timedelta(minutes=45) and stored.status == "confirmed"
+    assert stored.patient_ref.startswith("zocdoc:") and "zd-pt-1" not in stored.patient_ref
+
+    emulator.update_appointment(b["appointment_id"], appointment_status="cancelled")
+    second = connection_sync(connection_id=connection.pk)
+    # The cursor bound is inclusive (same-second changes are not missed), so a row may be re-read unchanged.
+    assert (second.full_read, second.cancelled, second.created) == (False, 1, 0)
+    assert Appointment.objects.get(external_id=b["appointment_id"]).status == "cancelled"
+
+
+def test_a_failing_platform_changes_nothing_and_the_next_sync_recovers(emulator, connection):
+    emulator.add_appointment(appointment_json(soon(2)))
+    connection_sync(connection_id=connection.pk)
+    emulator.set_fault("server_error", times=1)
+    failed = connection_sync(connection_id=connection.pk)
+    assert failed.status == "failed" and Appointment.objects.filter(status="confirmed").count() == 1
+    emulator.add_appointment(appointment_json(soon(4)))
+    assert connection_sync(connection_id=connection.pk).created == 1
+
+
+def test_wrong_credentials_mark_the_connection_needs_reauth(emulator, connection):
+    connection.credentials = {**connection.credentials, "client_secret": "wrong"}
+    connection.save()
+    run = connection_sync(connection_id=connection.pk)
+    connection.refresh_from_db()
+    assert run.status == "failed" and connection.status == "needs_reauth"
+    assert connection_sync(connection_id=connection.pk) is None  # no further runs until re-authorised
