@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         total, pages = run_pages(conn, batch, args.page)
         rows.append((label, total, len(batch) / total, statistics.median(pages) * 1000))
     print(
-        f"`{' '.join(['python -m bench.ingest', *(argv or sys.argv[1:])])}` — {db.vendor} {database_version()}, "
+        f"`{' '.join(['python -m bench.ingest', *(argv or sys.argv[1:])])}` — "
+        f"{db.vendor} {database_version()}, "
         f"Python {platform.python_version()}, {machine()}, {datetime.now(UTC):%Y-%m-%d}"
     )
     print(f"\n{args.appointments} appointments, {args.therapists} therapists, pages of {args.page}\n")

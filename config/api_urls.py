@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts.apis import TokenObtainApi
 from audit.apis import AuditLogListApi
 from conflicts.apis import ConflictDetailApi, ConflictListApi, ConflictResolveApi
+from integrations.apis import ConnectionDetailApi, ConnectionListApi, ConnectionSyncApi
 from scheduler import apis as scheduling
 
 urlpatterns = [
@@ -42,5 +43,8 @@ urlpatterns = [
     path("conflicts/", ConflictListApi.as_view(), name="conflicts"),
     path("conflicts/<int:pk>/", ConflictDetailApi.as_view(), name="conflict"),
     path("conflicts/<int:pk>/resolve/", ConflictResolveApi.as_view(), name="conflict-resolve"),
+    path("connections/", ConnectionListApi.as_view(), name="connections"),
+    path("connections/<int:pk>/", ConnectionDetailApi.as_view(), name="connection"),
+    path("connections/<int:pk>/sync/", ConnectionSyncApi.as_view(), name="connection-sync"),
     path("audit/", AuditLogListApi.as_view(), name="audit"),
 ]

@@ -8,6 +8,7 @@ from django.urls import include, path
 from django.views import defaults
 from django.views.generic import RedirectView
 
+from integrations.views import webhook_receive
 from lib.api import error_body
 
 admin.site.site_header = "Clinic scheduling hub"
@@ -18,6 +19,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
+    path("webhooks/<str:platform>/", webhook_receive, name="webhook"),
 ]
 
 

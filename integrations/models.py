@@ -157,3 +157,20 @@ class APIWriteQueue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation} {self.appointment_id} → {self.target_system} ({self.status})"
+
+
+class WebhookDelivery(models.Model):
+    """A webhook delivery we accepted, by hash of its body: a redelivery is acknowledged and ignored."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    delivery_id = models.CharField(max_length=64)
+    event_ids = models.JSONField(default=list)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "delivery_id"], name="webhookdelivery_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}:{self.delivery_id[:12]}"

@@ -504,3 +504,18 @@ def connection_schedule(*, connection: Connection) -> None:
             "enabled": connection.status not in (Connection.Status.PAUSED, Connection.Status.NEEDS_REAUTH),
         },
     )
+
+
+def connection_request_sync(*, actor: Any | None, connection: Connection, reason: str = "requested") -> None:
+    """Ask for an early sync (a person, a webhook): audited, and sent to a worker once committed."""
+    from .tasks import connection_sync_task
+
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="integrations.connection.sync_requested",
+            target=connection,
+            details={"reason": reason},
+        )
+        connection_id = connection.pk
+        transaction.on_commit(lambda: connection_sync_task.delay(connection_id))

@@ -195,6 +195,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Appointment.source_system, BusyBlock.source_system and Connection.platform share one choice set.
+    "ENUM_NAME_OVERRIDES": {"SourceSystemEnum": "scheduler.models.SourceSystem"},
 }
 # API request bodies are small JSON documents; larger ones are refused (413) before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
