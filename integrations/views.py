@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .base import ConnectorAuthError, ConnectorError
+from .base import ConnectorAuthError, ConnectorConfigError, ConnectorError
 from .models import Connection, WebhookDelivery
 from .registry import connector_class
 from .services import connection_request_sync
@@ -36,8 +36,8 @@ def webhook_receive(request: HttpRequest, platform: str) -> HttpResponse:
     for connection in Connection.objects.filter(platform=platform).exclude(status=Connection.Status.PAUSED):
         try:
             event_ids = cls(connection).parse_webhook(request)
-        except ConnectorAuthError:
-            continue
+        except (ConnectorAuthError, ConnectorConfigError):
+            continue  # not this connection's signature (or it has no webhook secret): try the next
         except ConnectorError as exc:
             logger.warning("Webhook for %s refused: %s", connection, exc.message)
             return JsonResponse(

@@ -195,9 +195,53 @@ def demo_seed(*, today: date | None = None) -> DemoSummary:
     with transaction.atomic():
         if Office.objects.filter(name=MARKER_OFFICE).exists():
             _reset_logins()
+            _live_zocdoc_connection()
             return _summary(already_seeded=True)
         skipped = _Seeder(today).run()
+        _live_zocdoc_connection()
     return _summary(already_seeded=False, skipped=skipped)
+
+
+LIVE_ZOCDOC = "Zocdoc (live emulator)"
+
+
+def _live_zocdoc_connection() -> Connection:
+    """The practice's Zocdoc account, served by `manage.py run_emulators`: synced on its own beat
+    schedule and pushed to by signed webhooks. Idempotent."""
+    from django.conf import settings
+
+    from integrations.emulators import ZOCDOC_DEMO_CLIENT, ZOCDOC_DEMO_PROVIDERS
+    from integrations.services import connection_schedule
+    from integrations.zocdoc.emulator import ZocdocEmulator
+
+    existing = Connection.objects.filter(platform=SourceSystem.ZOCDOC, display_name=LIVE_ZOCDOC).first()
+    if existing is not None:
+        return existing
+    url = f"http://127.0.0.1:{settings.EMULATOR_PORTS['zocdoc']}"
+    new_york = Therapist.objects.filter(timezone="America/New_York").order_by("pk")[
+        : len(ZOCDOC_DEMO_PROVIDERS)
+    ]
+    connection = _audited_create(
+        Connection(
+            platform=SourceSystem.ZOCDOC,
+            display_name=LIVE_ZOCDOC,
+            credentials={
+                **ZOCDOC_DEMO_CLIENT,
+                "base_url": url,
+                "token_url": f"{url}/oauth/token",
+                "webhook_key": ZocdocEmulator().webhook_key,
+                "default_duration_minutes": 50,
+            },
+            config={
+                "provider_map": dict(zip(ZOCDOC_DEMO_PROVIDERS, [t.pk for t in new_york], strict=False)),
+                "window_past_days": 7,
+                "window_future_days": 30,
+            },
+        ),
+        "integrations.connection.created",
+    )
+    connection_schedule(connection=connection)
+    return connection
 
 
 def _summary(*, already_seeded: bool, skipped: int = 0) -> DemoSummary:

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from integrations.emulators import run_all
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve the platform emulators (the demo's external platforms) in the foreground, on EMULATOR_PORTS."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--live-every",
+            type=float,
+            default=120.0,
+            help="Seconds between new live bookings announced by webhook (0: none).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        servers = run_all(
+            ports=settings.EMULATOR_PORTS, hub_url=settings.DEMO_HUB_URL, live_every=options["live_every"]
+        )
+        self.stdout.write(f"Emulators running: {settings.EMULATOR_PORTS} (Ctrl-C stops them).")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        for server in servers:
+            if hasattr(server, "shutdown"):
+                server.shutdown()
+            if hasattr(server, "stopped"):
+                server.stopped.set()
