@@ -495,7 +495,7 @@ def connection_schedule(*, connection: Connection) -> None:
         return  # no connector yet for this platform: nothing to schedule
     minutes = max(connection.sync_interval_minutes, int(minimum.total_seconds() // 60))
     schedule, _ = IntervalSchedule.objects.get_or_create(every=minutes, period=IntervalSchedule.MINUTES)
-    PeriodicTask.objects.update_or_create(
+    task, created = PeriodicTask.objects.update_or_create(
         name=f"sync connection {connection.pk}",
         defaults={
             "task": "integrations.tasks.connection_sync_task",
@@ -504,6 +504,11 @@ def connection_schedule(*, connection: Connection) -> None:
             "enabled": connection.status not in (Connection.Status.PAUSED, Connection.Status.NEEDS_REAUTH),
         },
     )
+    if created:
+        # Beat counts an interval from the last run; a new connection should sync at the next tick, not
+        # one whole interval later.
+        task.last_run_at = timezone.now() - timedelta(minutes=minutes)
+        task.save(update_fields=["last_run_at"])
 
 
 def connection_request_sync(*, actor: Any | None, connection: Connection, reason: str = "requested") -> None:
