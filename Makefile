@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: demo test install install-dev lint clean
+.PHONY: demo test bench install install-dev lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ demo: install .env
 # SQLite and again on PostgreSQL + Redis, then stops what it started.
 test: install-dev
 	scripts/test_all
+
+# Benchmarks on a fresh SQLite database each (minutes; results are recorded in BENCHMARKS.md). For
+# PostgreSQL: scripts/testenv start && . var/testenv.env && make bench; scripts/testenv stop
+bench: install-dev
+	$(BIN)/python -m bench.conflicts
+	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.ingest
 
 lint: install-dev
 	$(BIN)/ruff check .

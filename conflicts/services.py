@@ -14,7 +14,15 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from lib.errors import Forbidden, InvalidInput
-from scheduler.models import OCCUPYING_STATUSES, Appointment, BusyBlock, Service, Therapist, TimeOff
+from scheduler.models import (
+    MAX_APPOINTMENT_LENGTH,
+    OCCUPYING_STATUSES,
+    Appointment,
+    BusyBlock,
+    Service,
+    Therapist,
+    TimeOff,
+)
 
 from .engine import Block, Finding, Slot, WorkingWeek, detect_all, parse_working_hours
 from .models import Conflict, ConflictKind
@@ -74,18 +82,25 @@ def conflicts_detect(*, therapist_ids: Iterable[int], start: datetime, end: date
                 patient_ref=ref,
                 source_system=src,
             )
-            for pk, t, s, e, svc, ref, src in qs.values_list(*fields)
+            for pk, t, s, e, svc, ref, src in qs.order_by().values_list(*fields)  # the engine sorts
         ]
 
     mine_qs = occupying.filter(therapist_id__in=therapist_ids)
-    mine = load(mine_qs.filter(start__lt=end + pad, end__gt=start - pad))
+
+    def window(lo: datetime, hi: datetime) -> Any:
+        # The lower bound on start keeps the (therapist, start) index scan to the window, not all history.
+        return mine_qs.filter(
+            start__lt=hi + pad, end__gt=lo - pad, start__gt=lo - pad - MAX_APPOINTMENT_LENGTH
+        )
+
+    mine = load(window(start, end))
     if mine:
         # Widen once to the extent of what was found, so a long appointment's partners are all loaded.
         # Only needed when one reaches past the padded range: partners of the others are already loaded.
         wide_start, wide_end = min(start, *(a.start for a in mine)), max(end, *(a.end for a in mine))
         if wide_start < start - pad or wide_end > end + pad:
             start, end = wide_start, wide_end
-            mine = load(mine_qs.filter(start__lt=end + pad, end__gt=start - pad))
+            mine = load(window(start, end))
     refs = {a.patient_ref for a in mine if a.patient_ref}
     same_patient = (
         load(
@@ -206,9 +221,9 @@ def conflicts_scan(*, start: datetime | None = None, end: datetime | None = None
             patient_ref=ref,
             source_system=src,
         )
-        for pk, t, s, e, svc, ref, src in qs.values_list(
-            "pk", "therapist_id", "start", "end", "service_id", "patient_ref", "source_system"
-        ).iterator(chunk_size=10000)
+        for pk, t, s, e, svc, ref, src in qs.order_by()
+        .values_list("pk", "therapist_id", "start", "end", "service_id", "patient_ref", "source_system")
+        .iterator(chunk_size=10000)
     ]
     blocks = [
         Block(id=pk, therapist_id=t, start=s, end=e)
