@@ -8,6 +8,7 @@ from zoneinfo import available_timezones
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -55,6 +56,10 @@ class AppointmentStatus(models.TextChoices):
 
 # Longer appointments are refused; the bound lets clash queries limit their index range from below.
 MAX_APPOINTMENT_LENGTH = timedelta(hours=24)
+# Service buffers are at most this long each, so clash queries pad by a constant instead of asking the
+# database for the widest buffer on every booking.
+MAX_BUFFER_MINUTES = 120
+BUFFER_PAD = timedelta(minutes=2 * MAX_BUFFER_MINUTES)
 
 # Statuses that hold the therapist's time.
 OCCUPYING_STATUSES = (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED)
@@ -129,13 +134,26 @@ class Service(models.Model):
     name = models.CharField(max_length=200, unique=True)
     # Allowed lengths in minutes, e.g. [45, 60]; the first is the default.
     durations = models.JSONField(default=list)
-    buffer_before_minutes = models.PositiveSmallIntegerField(default=0)
-    buffer_after_minutes = models.PositiveSmallIntegerField(default=0)
+    buffer_before_minutes = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(MAX_BUFFER_MINUTES)]
+    )
+    buffer_after_minutes = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(MAX_BUFFER_MINUTES)]
+    )
     price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     active = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    buffer_before_minutes__lte=MAX_BUFFER_MINUTES,
+                    buffer_after_minutes__lte=MAX_BUFFER_MINUTES,
+                ),
+                name="service_buffers_bounded",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

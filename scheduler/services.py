@@ -17,7 +17,6 @@ from typing import Any
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from guardian.shortcuts import assign_perm, remove_perm
 
 from accounts.roles import THERAPIST, is_admin
@@ -27,6 +26,7 @@ from lib.errors import BookingConflict, Forbidden, InvalidInput, StaleVersion
 from lib.timeutil import require_interval
 
 from .models import (
+    BUFFER_PAD,
     MAX_APPOINTMENT_LENGTH,
     OCCUPYING_STATUSES,
     Appointment,
@@ -225,8 +225,7 @@ def _clashing_ids(
     *, therapist_id: int, start: datetime, end: datetime, service: Service | None, exclude_pk: int | None
 ) -> list[int]:
     """Ids of occupying appointments of the therapist that clash with [start, end) (buffers included)."""
-    widest = Service.objects.aggregate(b=Max("buffer_before_minutes"), a=Max("buffer_after_minutes"))
-    pad = timedelta(minutes=(widest["b"] or 0) + (widest["a"] or 0))
+    pad = BUFFER_PAD
     before, after = _buffers(service)
     candidates = (
         Appointment.objects.filter(
