@@ -144,23 +144,15 @@ class AppointmentListApi(APIView):
         responses={200: AppointmentOutput(many=True), **error_responses()},
     )
     def get(self, request: Request) -> Response:
-        start = query_datetime(request, "start", required=False)
-        end = query_datetime(request, "end", required=False)
-        if start and end and not start < end:
-            raise InvalidInput("start must be before end.")
-        qs = selectors.appointment_list_visible(viewer=request.user).order_by("start", "pk")
-        if start:
-            qs = qs.filter(end__gt=start)
-        if end:
-            qs = qs.filter(start__lt=end)
-        if ids := query_ids(request, "therapist"):
-            qs = qs.filter(therapist_id__in=ids)
-        if ids := query_ids(request, "office"):
-            qs = qs.filter(office_id__in=ids)
-        if values := query_list(request, "source_system", SourceSystem.values):
-            qs = qs.filter(source_system__in=values)
-        if values := query_list(request, "status", AppointmentStatus.values):
-            qs = qs.filter(status__in=values)
+        qs = selectors.appointment_list_for_calendar(
+            viewer=request.user,
+            start=query_datetime(request, "start", required=False),
+            end=query_datetime(request, "end", required=False),
+            therapist_ids=query_ids(request, "therapist"),
+            office_ids=query_ids(request, "office"),
+            source_systems=query_list(request, "source_system", SourceSystem.values),
+            statuses=query_list(request, "status", AppointmentStatus.values),
+        )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(AppointmentOutput(page, many=True).data)

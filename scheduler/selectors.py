@@ -62,16 +62,21 @@ def appointment_can_change(*, user: Any, appointment: Appointment) -> bool:
 def appointment_list_for_calendar(
     *,
     viewer: Any,
-    start: datetime,
-    end: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
     therapist_ids: list[int] | None = None,
     office_ids: list[int] | None = None,
     source_systems: list[str] | None = None,
     statuses: list[str] | None = None,
 ) -> QuerySet[Appointment]:
-    """Appointments intersecting [start, end) that the viewer may see (interval test, not start-in-range)."""
-    start, end = require_interval(start, end)
-    qs = appointment_list_visible(viewer=viewer).filter(start__lt=end, end__gt=start)
+    """Appointments the viewer may see, filtered; a range is an interval intersection, not start-in-range."""
+    if start is not None and end is not None:
+        start, end = require_interval(start, end)
+    qs = appointment_list_visible(viewer=viewer)
+    if start is not None:
+        qs = qs.filter(end__gt=start)
+    if end is not None:
+        qs = qs.filter(start__lt=end)
     if therapist_ids:
         qs = qs.filter(therapist_id__in=therapist_ids)
     if office_ids:
