@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -193,6 +195,17 @@ def _persist(findings: list[Finding], scope: set[int] | None) -> DetectResult:
     return DetectResult(opened=opened, closed=closed, findings=len(found))
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _raw_rows(qs: Any) -> Iterator[tuple[Any, ...]]:
     """The query's rows straight from the cursor, skipping Django's per-value converters (at 500k rows
     SQLite's datetime parsing alone costs seconds); datetimes are converted by _instant."""
@@ -226,28 +239,31 @@ def conflicts_scan(*, start: datetime | None = None, end: datetime | None = None
         qs, blocks_qs = qs.filter(end__gt=start), blocks_qs.filter(end__gt=start)
     if end is not None:
         qs, blocks_qs = qs.filter(start__lt=end), blocks_qs.filter(start__lt=end)
-    fields = ("pk", "therapist_id", "start", "end", "service_id", "patient_ref", "source_system")
-    slots = [
-        Slot(
-            id=pk,
-            therapist_id=t,
-            start=_instant(s),
-            end=_instant(e),
-            buffer_before=buffers.get(svc, zero)[0],
-            buffer_after=buffers.get(svc, zero)[1],
-            patient_ref=ref,
-            source_system=src,
-        )
-        for pk, t, s, e, svc, ref, src in _raw_rows(qs.order_by().values_list(*fields))
-    ]
-    blocks = [
-        Block(id=pk, therapist_id=t, start=s, end=e)
-        for pk, t, s, e in blocks_qs.values_list("pk", "therapist_id", "start", "end")
-    ]
-    lo = start or (min(s.start for s in slots) if slots else timezone.now())
-    hi = end or (max(s.end for s in slots) if slots else timezone.now())
-    therapist_ids = {s.therapist_id for s in slots}
-    findings = detect_all(slots, blocks, _weeks(therapist_ids, lo, hi))
+    # Hundreds of thousands of fresh objects would trigger the cyclic GC again and again while nothing
+    # here can form a cycle; pausing it for the load and the engine pass saves about a second at 500k.
+    with _gc_paused():
+        fields = ("pk", "therapist_id", "start", "end", "service_id", "patient_ref", "source_system")
+        slots = [
+            Slot(
+                id=pk,
+                therapist_id=t,
+                start=_instant(s),
+                end=_instant(e),
+                buffer_before=buffers.get(svc, zero)[0],
+                buffer_after=buffers.get(svc, zero)[1],
+                patient_ref=ref,
+                source_system=src,
+            )
+            for pk, t, s, e, svc, ref, src in _raw_rows(qs.order_by().values_list(*fields))
+        ]
+        blocks = [
+            Block(id=pk, therapist_id=t, start=s, end=e)
+            for pk, t, s, e in blocks_qs.values_list("pk", "therapist_id", "start", "end")
+        ]
+        lo = start or (min(s.start for s in slots) if slots else timezone.now())
+        hi = end or (max(s.end for s in slots) if slots else timezone.now())
+        therapist_ids = {s.therapist_id for s in slots}
+        findings = detect_all(slots, blocks, _weeks(therapist_ids, lo, hi))
     scope = None if start is None and end is None else {s.id for s in slots}
     with transaction.atomic():
         return _persist(findings, scope)
