@@ -95,3 +95,45 @@ class EncryptedJSONField(_EncryptedMixin, models.TextField):
 
     def value_to_string(self, obj: models.Model) -> str:
         return json.dumps(self.value_from_object(obj), default=str)
+
+
+def encrypted_columns() -> list[tuple[type[models.Model], str]]:
+    """Every (model, field name) stored encrypted, found from the field classes."""
+    from django.apps import apps
+
+    return [
+        (model, field.name)
+        for model in apps.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, _EncryptedMixin)
+    ]
+
+
+def rotate_all(batch: int = 500) -> dict[str, int]:
+    """Re-encrypt every stored value under the newest key (raw column values; the plaintext never leaves
+    the function). Returns the number of values rewritten per column."""
+    from django.db import connection, transaction
+
+    counts: dict[str, int] = {}
+    qn = connection.ops.quote_name
+    for model, name in encrypted_columns():
+        column = model._meta.get_field(name).column
+        table, pk = model._meta.db_table, model._meta.pk.column
+        done, last = 0, None
+        while True:
+            with transaction.atomic(), connection.cursor() as cursor:
+                where = f"WHERE {qn(pk)} > %s " if last is not None else ""
+                cursor.execute(
+                    f"SELECT {qn(pk)}, {qn(column)} FROM {qn(table)} {where}"
+                    f"ORDER BY {qn(pk)} LIMIT {int(batch)}",
+                    [last] if last is not None else [],
+                )
+                rows = cursor.fetchall()
+                if not rows:
+                    break
+                updates = [(rotate_token(value), key) for key, value in rows if value is not None]
+                cursor.executemany(f"UPDATE {qn(table)} SET {qn(column)} = %s WHERE {qn(pk)} = %s", updates)
+                done += len(updates)
+                last = rows[-1][0]
+        counts[f"{model._meta.label}.{name}"] = done
+    return counts
