@@ -126,9 +126,9 @@ SERVICES = (
 )
 # (platform, display name, external id prefix)
 CONNECTIONS = (
-    (SourceSystem.ZOCDOC, "Zocdoc (demo emulator)", "zd"),
-    (SourceSystem.KAREO, "Kareo / Tebra (demo emulator)", "kr"),
-    (SourceSystem.SIMPLEPRACTICE, "SimplePractice (demo emulator)", "sp"),
+    (SourceSystem.ZOCDOC, "Zocdoc (seeded history)", "zd"),
+    (SourceSystem.KAREO, "Kareo / Tebra (seeded history)", "kr"),
+    (SourceSystem.SIMPLEPRACTICE, "SimplePractice (seeded history)", "sp"),
 )
 PATIENT_NAMES = (
     "Avery Thompson",
