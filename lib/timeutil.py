@@ -29,10 +29,6 @@ def require_interval(
     return start, end
 
 
-def local(value: datetime, tz: str) -> datetime:
-    return value.astimezone(ZoneInfo(tz))
-
-
 def wall_clock_to_instant(day: date, clock: time, tz: str) -> datetime:
     """A wall-clock time in `tz` as an aware instant; a time skipped by a clock change is refused.
 

@@ -6,6 +6,7 @@ Staff-facing and external projections are PHI-free: an opaque title, no attendee
 from __future__ import annotations
 
 from collections.abc import Iterable
+from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 from icalendar import Calendar, Event
@@ -27,8 +28,8 @@ def appointment_event(appointment: Appointment) -> Event:
     event.add("uid", f"{appointment.uid}@clinic-hub")
     event.add("dtstamp", timezone.now())
     # Local time with TZID (plus VTIMEZONE below), so a calendar shows the booked wall-clock time.
-    event.add("dtstart", appointment.start.astimezone(_zone(appointment.timezone)))
-    event.add("dtend", appointment.end.astimezone(_zone(appointment.timezone)))
+    event.add("dtstart", appointment.start.astimezone(ZoneInfo(appointment.timezone)))
+    event.add("dtend", appointment.end.astimezone(ZoneInfo(appointment.timezone)))
     event.add("sequence", appointment.version - 1)
     event.add("status", _STATUS[appointment.status])
     event.add("summary", "Appointment")
@@ -46,9 +47,3 @@ def appointments_to_ics(appointments: Iterable[Appointment]) -> bytes:
         cal.add_component(appointment_event(appointment))
     cal.add_missing_timezones()
     return cal.to_ical()
-
-
-def _zone(name: str):  # type: ignore[no-untyped-def]
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
