@@ -119,12 +119,9 @@ def conflicts_detect(*, therapist_ids: Iterable[int], start: datetime, end: date
         )
     ]
     slots = [*mine, *same_patient]
-    findings = [
-        f
-        for f in detect_all(slots, blocks, _weeks(therapist_ids, start - pad, end + pad))
-        # Findings solely among other therapists' appointments belong to their own detection runs.
-        if f.therapist_id in therapist_ids or f.therapist_id is None
-    ]
+    # _persist keeps only findings that involve an examined appointment: those among other therapists'
+    # appointments alone belong to their own detection runs.
+    findings = detect_all(slots, blocks, _weeks(therapist_ids, start - pad, end + pad))
     with transaction.atomic():
         return _persist(findings, {a.id for a in mine})
 

@@ -214,10 +214,11 @@ def _detect_touched(touched: dict[int, list[datetime]]) -> None:
 
 
 def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
-    """Apply one fetched batch: upsert canonical appointments and busy blocks, update the ledger, apply only
-    authoritative deletions, detect conflicts on what changed. Idempotent; older versions never win.
+    """Apply one fetched batch: upsert canonical appointments, update the ledger, apply only authoritative
+    deletions, detect conflicts on what changed. Idempotent; older versions never win. (Busy time is
+    reported as an error until the calendar connectors bring it.)
 
-    Bulk throughout: one ledger read per 500 ids, bulk inserts and updates, one detection per therapist.
+    Bulk throughout: one ledger read per 500 ids, bulk inserts and upserts, detection per page.
     """
     counts = SyncCounts(fetched=len(result.events))
     provider_map = {str(k): v for k, v in (connection.config or {}).get("provider_map", {}).items()}
@@ -240,6 +241,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
         touched_records: list[ExternalRecord] = []
         touched: dict[int, list[datetime]] = {}
         cancel_ids: list[int] = []  # authoritative deletions: one UPDATE, no full-row rewrite
+        linked: list[ExternalRecord] = []  # the ledger row of each new appointment, in order
         for event in result.events:
             rec = ledger.get((event.external_id, event.recurrence_id))
             # A record tombstoned because a complete read missed it is re-applied when it shows up again.
@@ -287,24 +289,27 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 "timezone": zones[therapist_id],
             }
             if rec is None or rec.appointment is None:
-                appt = Appointment(
-                    source_system=platform,
-                    connection=connection,
-                    external_id=event.external_id,
-                    recurrence_id=event.recurrence_id,
-                    raw=event.raw,
-                    **values,
-                )
-                new_appts.append(appt)
-                new_records.append(
-                    ExternalRecord(
+                new_appts.append(
+                    Appointment(
+                        source_system=platform,
                         connection=connection,
                         external_id=event.external_id,
                         recurrence_id=event.recurrence_id,
-                        version=event.version,
-                        last_seen_at=now,
+                        raw=event.raw,
+                        **values,
                     )
                 )
+                if rec is None:
+                    rec = ExternalRecord(
+                        connection=connection,
+                        external_id=event.external_id,
+                        recurrence_id=event.recurrence_id,
+                    )
+                    new_records.append(rec)
+                else:
+                    touched_records.append(rec)  # its appointment was deleted: relink, don't duplicate
+                rec.version, rec.last_seen_at, rec.tombstone_reason = event.version, now, ""
+                linked.append(rec)
                 counts.created += 1
             else:
                 appt = rec.appointment
@@ -349,7 +354,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 touched.setdefault(appt.therapist_id, []).extend([appt.start, appt.end])
 
         created = Appointment.objects.bulk_create(new_appts, batch_size=500)
-        for appt, rec in zip(created, new_records, strict=True):
+        for appt, rec in zip(created, linked, strict=True):
             rec.appointment = appt
         ExternalRecord.objects.bulk_create(new_records, batch_size=500)
         # Updates as an upsert on the primary key (INSERT .. ON CONFLICT (id) DO UPDATE): much faster than
@@ -377,7 +382,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
             update_conflicts=True,
             unique_fields=["id"],
             batch_size=500,
-            update_fields=["version", "last_seen_at", "tombstone_reason"],
+            update_fields=["appointment", "version", "last_seen_at", "tombstone_reason"],
         )
         for chunk in _chunks(cancel_ids):
             Appointment.objects.filter(pk__in=chunk).update(

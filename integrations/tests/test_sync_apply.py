@@ -137,3 +137,14 @@ def test_a_record_missing_from_one_complete_read_comes_back_when_it_reappears(zo
     assert back.updated == 1
     assert Appointment.objects.get(external_id="b").status == "scheduled"
     assert ExternalRecord.objects.get(external_id="b").tombstone_reason == ""
+
+
+def test_a_ledger_row_whose_appointment_was_deleted_is_relinked_not_duplicated(zocdoc):
+    sync_apply(connection=zocdoc, result=FetchResult([event("a")]))
+    Appointment.objects.filter(external_id="a").delete()  # the ledger keeps the row, appointment=NULL
+    counts = sync_apply(
+        connection=zocdoc, result=FetchResult([event("a", 2, version="2026-11-21T00:00:00Z")])
+    )
+    assert counts.created == 1
+    rec = ExternalRecord.objects.get(external_id="a")
+    assert rec.appointment == Appointment.objects.get(external_id="a")
