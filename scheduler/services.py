@@ -225,30 +225,33 @@ def _clashing_ids(
     *, therapist_id: int, start: datetime, end: datetime, service: Service | None, exclude_pk: int | None
 ) -> list[int]:
     """Ids of occupying appointments of the therapist that clash with [start, end) (buffers included)."""
-    pad = BUFFER_PAD
     before, after = _buffers(service)
+    # Times and buffers only: model instances would decrypt each candidate's raw payload for nothing.
     candidates = (
         Appointment.objects.filter(
             therapist_id=therapist_id,
             status__in=OCCUPYING_STATUSES,
-            start__lt=end + after + pad,
-            end__gt=start - before - pad,
-            start__gt=start - before - pad - MAX_APPOINTMENT_LENGTH,  # bounds the index range scan
+            start__lt=end + after + BUFFER_PAD,
+            end__gt=start - before - BUFFER_PAD,
+            start__gt=start - before - BUFFER_PAD - MAX_APPOINTMENT_LENGTH,  # bounds the index range scan
         )
         .exclude(pk=exclude_pk)
-        .select_related("service")
+        .values_list("pk", "start", "end", "service__buffer_before_minutes", "service__buffer_after_minutes")
     )
-    probe = Slot(
-        id=-1, therapist_id=therapist_id, start=start, end=end, buffer_before=before, buffer_after=after
-    )
-    slots = [probe]
-    for a in candidates:
-        b, f = _buffers(a.service)
-        slots.append(
-            Slot(
-                id=a.pk, therapist_id=therapist_id, start=a.start, end=a.end, buffer_before=b, buffer_after=f
-            )
+    slots = [
+        Slot(id=-1, therapist_id=therapist_id, start=start, end=end, buffer_before=before, buffer_after=after)
+    ]
+    slots += [
+        Slot(
+            id=pk,
+            therapist_id=therapist_id,
+            start=s,
+            end=e,
+            buffer_before=timedelta(minutes=b or 0),
+            buffer_after=timedelta(minutes=f or 0),
         )
+        for pk, s, e, b, f in candidates
+    ]
     return sorted(
         i for f in find_overlaps(slots) if -1 in f.appointment_ids for i in f.appointment_ids if i != -1
     )
