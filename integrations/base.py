@@ -91,6 +91,11 @@ class FetchResult:
     cursor: str | None = None  # store after applying; None keeps the previous one
     # Set when this fetch read everything in the window: ledger entries in the window not returned are gone.
     complete_window: tuple[datetime, datetime] | None = None
+    # Per-record problems (one unreadable appointment must not fail the whole sync): "<external id>: why".
+    # They are counted in the run's errors; the rest of the batch is applied. A record that cannot be read
+    # is never treated as deleted, even in a complete read (its id goes in ``unreadable_ids``).
+    errors: list[str] = field(default_factory=list)
+    unreadable_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -220,7 +220,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
 
     Bulk throughout: one ledger read per 500 ids, bulk inserts and upserts, detection per page.
     """
-    counts = SyncCounts(fetched=len(result.events))
+    counts = SyncCounts(fetched=len(result.events) + len(result.errors), errors=list(result.errors))
     provider_map = {str(k): v for k, v in (connection.config or {}).get("provider_map", {}).items()}
     zones = dict(Therapist.objects.values_list("pk", "timezone"))
     now = timezone.now()
@@ -331,7 +331,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
 
         if result.complete_window is not None:
             lo, hi = result.complete_window
-            seen = {e.external_id for e in result.events}
+            seen = {e.external_id for e in result.events} | set(result.unreadable_ids)
             gone = (
                 ExternalRecord.objects.filter(
                     connection=connection,

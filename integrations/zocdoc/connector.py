@@ -72,9 +72,26 @@ class ZocdocConnector(Connector):
             # Not limited to the window: an appointment moved out of it must reach the hub as well.
             rows = self._read("last_modified_time_utc", since, None)
         duration = self._duration()
-        events = [self._event(row, duration) for row in rows.values()]
+        events, errors, unreadable = [], [], set()
+        for appointment_id, row in rows.items():
+            try:
+                events.append(self._event(row, duration))
+            except ValueError as exc:  # one unreadable row must not hold back the rest
+                errors.append(f"{appointment_id}: {exc}")
+                unreadable.add(appointment_id)
         new_cursor = max([e.version for e in events] + ([_version(cursor)] if cursor else []), default=None)
-        return FetchResult(events, cursor=new_cursor, complete_window=None if cursor else window)
+        if unreadable and cursor:
+            # Keep the cursor where it was, so the unreadable rows are read again on the next run.
+            new_cursor = _version(cursor)
+        elif unreadable:
+            new_cursor = None
+        return FetchResult(
+            events,
+            cursor=new_cursor,
+            complete_window=None if cursor else window,
+            errors=errors,
+            unreadable_ids=frozenset(unreadable),
+        )
 
     def parse_webhook(self, request: HttpRequest) -> list[str]:
         """Check the HMAC-SHA256 of the raw body, then return the announced appointment id."""
@@ -196,9 +213,7 @@ class ZocdocConnector(Connector):
             version = _version(row["last_modified_time_utc"])
             external_id = row["appointment_id"]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ConnectorError(
-                f"Zocdoc sent an appointment the hub cannot read ({exc!r}).", permanent=True
-            ) from exc
+            raise ValueError(f"Zocdoc sent an appointment the hub cannot read ({exc!r})") from exc
         return ExternalEvent(
             external_id=external_id,
             start=start,

@@ -78,3 +78,17 @@ def test_wrong_credentials_mark_the_connection_needs_reauth(emulator, connection
     connection.refresh_from_db()
     assert run.status == "failed" and connection.status == "needs_reauth"
     assert connection_sync(connection_id=connection.pk) is None  # no further runs until re-authorised
+
+
+def test_one_unreadable_appointment_is_reported_and_the_rest_applied(emulator, connection):
+    good = emulator.add_appointment(appointment_json(soon(2)))
+    bad = emulator.add_appointment(appointment_json(soon(3)))
+    first = connection_sync(connection_id=connection.pk)
+    assert first.created == 2
+    emulator.appointments[bad["appointment_id"]]["provider_location_id"] = 12345
+    emulator.update_appointment(good["appointment_id"], appointment_status="cancelled")
+    run = connection_sync(connection_id=connection.pk, force_full=True)
+    assert run.status == "ok" and run.cancelled == 1
+    assert len(run.errors) == 1 and run.errors[0].startswith(bad["appointment_id"])
+    # Unreadable is not gone: a complete read that could not parse a row does not cancel it.
+    assert Appointment.objects.get(external_id=bad["appointment_id"]).status != "cancelled"
