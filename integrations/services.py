@@ -22,10 +22,11 @@ from scheduler.models import (
     Appointment,
     AppointmentStatus,
     AppointmentType,
+    BusyBlock,
     Therapist,
 )
 
-from .base import ConnectorAuthError, ConnectorError, CursorExpired, FetchResult
+from .base import ConnectorAuthError, ConnectorError, CursorExpired, ExternalEvent, FetchResult
 from .models import WRITABLE_PLATFORMS, APIWriteQueue, Connection, ExternalRecord, SyncRun
 
 
@@ -213,6 +214,107 @@ def _detect_touched(touched: dict[int, list[datetime]]) -> None:
         conflicts_detect(therapist_ids=[therapist_id], start=min(instants), end=max(instants))
 
 
+def _busy_apply(
+    connection: Connection,
+    items: list[tuple[ExternalEvent, ExternalRecord | None]],
+    *,
+    therapist_for: Any,
+    complete_window: tuple[datetime, datetime] | None,
+    seen: Any,
+    now: datetime,
+    counts: SyncCounts,
+    touched: dict[int, list[datetime]],
+    touched_records: list[ExternalRecord],
+    new_records: list[ExternalRecord],
+) -> None:
+    """External busy time (calendar events the hub did not write): BusyBlock rows, no details kept.
+
+    A block is removed only on an authoritative "gone": a tombstone (deleted, cancelled, now free or
+    declined, as the connector decides) or its absence from a complete read of the window. The ledger row
+    stays (tombstoned), so a block that comes back is recreated, not duplicated.
+    """
+    new_blocks: list[BusyBlock] = []
+    block_records: list[ExternalRecord] = []  # the ledger row of each new block, in order
+    changed: list[BusyBlock] = []
+    gone: list[tuple[BusyBlock, ExternalRecord]] = []
+    for event, rec in items:
+        block = rec.busy_block if rec is not None else None
+        if event.deleted or not event.busy_only:
+            if not event.busy_only and not event.deleted:
+                # It was busy time and is now reported as an appointment: take the block away first; the
+                # next sync (or a full read) brings the appointment through the appointment path.
+                counts.errors.append(f"{event.external_id}: changed from busy time to an appointment")
+            if block is not None:
+                gone.append((block, rec))
+            elif rec is not None and not rec.tombstone_reason:
+                rec.tombstone_reason, rec.last_seen_at = "deleted at source", now
+                touched_records.append(rec)
+            continue
+        therapist_id = therapist_for(event.provider_key)
+        if therapist_id is None:
+            counts.errors.append(
+                f"{event.external_id}: no therapist mapped for provider {event.provider_key!r}"
+            )
+            continue
+        if event.start is None or event.end is None or not event.start < event.end:
+            counts.errors.append(f"{event.external_id}: missing or inverted start/end")
+            continue
+        if block is None:
+            block = BusyBlock(
+                therapist_id=therapist_id,
+                start=event.start,
+                end=event.end,
+                source_system=connection.platform,
+                connection=connection,
+                external_id=f"{event.external_id}/{event.recurrence_id}"[:255]
+                if event.recurrence_id
+                else event.external_id[:255],
+            )
+            new_blocks.append(block)
+            if rec is None:
+                rec = ExternalRecord(
+                    connection=connection, external_id=event.external_id, recurrence_id=event.recurrence_id
+                )
+                new_records.append(rec)
+            else:
+                touched_records.append(rec)
+            block_records.append(rec)
+            counts.created += 1
+        else:
+            touched.setdefault(block.therapist_id, []).extend([block.start, block.end])
+            block.therapist_id, block.start, block.end, block.updated = (
+                therapist_id,
+                event.start,
+                event.end,
+                now,
+            )
+            changed.append(block)
+            touched_records.append(rec)
+            counts.updated += 1
+        rec.version, rec.last_seen_at, rec.tombstone_reason = event.version, now, ""
+        touched.setdefault(therapist_id, []).extend([event.start, event.end])
+
+    if complete_window is not None:
+        lo, hi = complete_window
+        for rec in ExternalRecord.objects.filter(
+            connection=connection, busy_block__start__lt=hi, busy_block__end__gt=lo
+        ).select_related("busy_block"):
+            if not seen(rec):
+                gone.append((rec.busy_block, rec))
+    for block, rec in gone:
+        rec.busy_block, rec.tombstone_reason, rec.last_seen_at = None, "deleted at source", now
+        if rec.pk is not None:
+            touched_records.append(rec)
+        touched.setdefault(block.therapist_id, []).extend([block.start, block.end])
+        counts.cancelled += 1
+    for chunk in _chunks([block.pk for block, _ in gone]):
+        BusyBlock.objects.filter(pk__in=chunk).delete()
+    BusyBlock.objects.bulk_create(new_blocks, batch_size=500)
+    for block, rec in zip(new_blocks, block_records, strict=True):
+        rec.busy_block = block
+    BusyBlock.objects.bulk_update(changed, ["therapist", "start", "end", "updated"], batch_size=500)
+
+
 def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
     """Apply one fetched batch: upsert canonical appointments, update the ledger, apply only authoritative
     deletions, detect conflicts on what changed. Idempotent; older versions never win. (Busy time is
@@ -231,7 +333,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
         for chunk in _chunks(keys):
             for rec in (
                 ExternalRecord.objects.filter(connection=connection, external_id__in=chunk)
-                .select_related("appointment")
+                .select_related("appointment", "busy_block")
                 .defer("appointment__raw")
             ):
                 ledger[(rec.external_id, rec.recurrence_id)] = rec
@@ -242,6 +344,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
         touched: dict[int, list[datetime]] = {}
         cancel_ids: list[int] = []  # authoritative deletions: one UPDATE, no full-row rewrite
         linked: list[ExternalRecord] = []  # the ledger row of each new appointment, in order
+        busy: list[tuple[ExternalEvent, ExternalRecord | None]] = []  # external busy time, applied apart
         for event in result.events:
             rec = ledger.get((event.external_id, event.recurrence_id))
             # A record tombstoned because a complete read missed it is re-applied when it shows up again.
@@ -251,8 +354,8 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
             if not fresh:
                 counts.unchanged += 1
                 continue
-            if event.busy_only:
-                counts.errors.append(f"{event.external_id}: busy time is handled by calendar connectors")
+            if event.busy_only or (rec is not None and rec.busy_block_id is not None):
+                busy.append((event, rec))
                 continue
             if event.deleted:
                 appt = rec.appointment if rec is not None else None
@@ -329,9 +432,29 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                     counts.updated += 1
             touched.setdefault(therapist_id, []).extend([event.start, event.end])
 
+        # Identity is external id + recurrence id: one vanished occurrence of a series is gone on its own.
+        returned = {(e.external_id, e.recurrence_id) for e in result.events}
+
+        def seen(rec: ExternalRecord) -> bool:
+            return (
+                rec.external_id,
+                rec.recurrence_id,
+            ) in returned or rec.external_id in result.unreadable_ids
+
+        _busy_apply(
+            connection,
+            busy,
+            therapist_for=lambda key: connection.therapist_id or provider_map.get(key),
+            complete_window=result.complete_window,
+            seen=seen,
+            now=now,
+            counts=counts,
+            touched=touched,
+            touched_records=touched_records,
+            new_records=new_records,
+        )
         if result.complete_window is not None:
             lo, hi = result.complete_window
-            seen = {e.external_id for e in result.events} | set(result.unreadable_ids)
             gone = (
                 ExternalRecord.objects.filter(
                     connection=connection,
@@ -344,7 +467,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 .defer("appointment__raw")
             )
             for rec in gone:
-                if rec.external_id in seen:
+                if seen(rec):
                     continue
                 appt = rec.appointment
                 cancel_ids.append(appt.pk)
@@ -382,7 +505,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
             update_conflicts=True,
             unique_fields=["id"],
             batch_size=500,
-            update_fields=["appointment", "version", "last_seen_at", "tombstone_reason"],
+            update_fields=["appointment", "busy_block", "version", "last_seen_at", "tombstone_reason"],
         )
         for chunk in _chunks(cancel_ids):
             Appointment.objects.filter(pk__in=chunk).update(
