@@ -401,13 +401,7 @@ class KareoEmulator:
             low = _bound(filters.get(low_name), upper=False)
             high = _bound(filters.get(high_name), upper=True)
             if low or high:
-                rows = [
-                    r
-                    for r in rows
-                    if field in r
-                    and (not low or parse_kareo_datetime(r[field])[0] >= low)
-                    and (not high or parse_kareo_datetime(r[field])[0] <= high)
-                ]
+                rows = [r for r in rows if _within(r.get(field), low, high)]
         if filters.get("ResourceName"):  # any of the appointment's resources
             wanted = filters["ResourceName"].strip().lower()
             rows = [
@@ -416,15 +410,28 @@ class KareoEmulator:
         for name, field in EQUALITY_FILTERS.items():
             if filters.get(name):
                 rows = [r for r in rows if r.get(field, "").lower() == filters[name].strip().lower()]
-        rows.sort(
-            key=lambda r: (parse_kareo_datetime(r["StartDate"])[0], int(r["ID"]) if r["ID"].isdigit() else 0)
-        )
+        rows.sort(key=lambda r: (_sortable(r.get("StartDate")), int(r["ID"]) if r["ID"].isdigit() else 0))
         return rows
 
 
 def _children(parent: ET.Element, name: str) -> list[tuple[str, str | None]]:
     element = parent.find(f"{{{NS}}}{name}")
     return [] if element is None else [(c.tag.split("}")[-1], c.text) for c in element]
+
+
+def _within(value: str | None, low: datetime | None, high: datetime | None) -> bool:
+    try:
+        moment = parse_kareo_datetime(value or "")[0]
+    except ValueError:
+        return False
+    return (not low or moment >= low) and (not high or moment <= high)
+
+
+def _sortable(value: str | None) -> datetime:
+    try:
+        return parse_kareo_datetime(value or "")[0]
+    except ValueError:
+        return datetime.max
 
 
 def _bound(value: str | None, *, upper: bool) -> datetime | None:
