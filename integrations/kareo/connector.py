@@ -204,7 +204,10 @@ class KareoConnector(Connector):
         if error.get("IsError"):
             message = error.get("ErrorMessage") or "unspecified error"
             if _THROTTLED.search(message):
-                raise ConnectorError(f"Kareo throttled the poll: {message}", retry_after=THROTTLE_WAIT)
+                raise ConnectorError(
+                    f"Kareo throttled the poll: {message} (retry after {THROTTLE_WAIT:.0f} s)",
+                    retry_after=THROTTLE_WAIT,
+                )
             raise ConnectorError(
                 f"Kareo reported an error: {message}", permanent=bool(_PERMANENT.search(message))
             )
