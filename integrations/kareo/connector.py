@@ -186,10 +186,12 @@ class KareoConnector(Connector):
         security = body.get("SecurityResponse") or {}
         if not security:
             raise ConnectorError("Kareo's response has no SecurityResponse.")
+        # Only an explicit false refuses: every flag is optional in the WSDL, and one third-party Tebra client
+        # reports SecurityResultSuccess missing from real answers [S].
         refused = [
             name
             for name in ("CustomerKeyValid", "Authenticated", "Authorized", "SecurityResultSuccess")
-            if security.get(name) is not True
+            if security.get(name) is False
         ]
         if refused:
             # Wrong customer key, user or password, or an API user lacking permissions (platforms.md §5: the
