@@ -42,7 +42,8 @@ Inferred [I] (no source found; configurable where it matters):
 Faults (``set_fault``), one at a time in the order set, each after ``after`` unaffected calls:
 ``throttle`` (IsError=true with the throttling message), ``error`` (IsError=true with ``message``),
 ``server_error`` (a SOAP Fault with HTTP 500), ``timeout`` (sleeps ``seconds`` before answering) and
-``malformed`` (HTTP 200 with a truncated XML body).
+``malformed`` (HTTP 200 with a truncated XML body) and ``canned`` (HTTP 200 with ``body``, e.g. a recorded
+response, as it is; the element order of a hand-written body is not checked).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ SOAP_ACTION = "http://www.kareo.com/api/schemas/KareoServices/GetAppointments"
 THROTTLE_MESSAGE = "Request was throttled. Please wait before polling GetAppointments again."  # [I]
 BAD_LOGIN = "Invalid user name and/or password"  # [S]
 BAD_CUSTOMER_KEY = "Invalid customer key"  # [I]
-FAULTS = ("throttle", "error", "server_error", "timeout", "malformed")
+FAULTS = ("throttle", "error", "server_error", "timeout", "malformed", "canned")
 STATUSES = (
     "Unknown",
     "Scheduled",
@@ -350,9 +351,10 @@ class KareoEmulator:
             time.sleep(fault.get("seconds", 1.0))
         if kind == "server_error":
             raise SoapFault("s:Server", fault.get("message", "An internal error occurred."))
-        if (
-            kind == "malformed"
-        ):  # a body cut off mid-element, as a dropped connection behind a proxy leaves it
+        if kind == "canned":
+            return 200, fault["body"]
+        if kind == "malformed":
+            # A body cut off mid-element, as a dropped connection behind a proxy leaves it.
             return 200, _envelope(f'<GetAppointmentsResponse xmlns="{NS}">')[:-30]
 
         security = self._security(header)

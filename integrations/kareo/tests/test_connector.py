@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -245,3 +246,41 @@ def test_wall_times_in_the_dst_gap_and_overlap_still_parse(emulator):
     assert event.start == datetime(2025, 11, 2, 6, 30, tzinfo=UTC)
     assert event.end == datetime(2025, 11, 2, 8, 30, tzinfo=UTC)
     assert kareo_datetime(event.start.astimezone(CHICAGO)) == "11/2/2025 1:30:00 AM"
+
+
+def test_the_documented_sample_response_is_read(emulator):
+    """platforms.md §5's sample GetAppointments answer (element names [C], value formats [I]), replayed with
+    its elements in the WSDL's order (the order a WCF service writes; the sample lists them loosely)."""
+    body = (Path(__file__).parent / "fixtures" / "get_appointments_response.xml").read_bytes()
+    emulator.set_fault("canned", body=body)
+    c = connector(emulator)
+    result = c.fetch(
+        cursor=None, window=(datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 31, tzinfo=UTC))
+    )
+    (event,) = result.events
+    assert (event.external_id, event.status, event.provider_key, event.patient_key, event.type) == (
+        "884221",
+        "confirmed",
+        "Jane Doe, LCSW",
+        "10423",
+        "consult",
+    )
+    assert event.start == datetime(2025, 3, 4, 16, 0, tzinfo=UTC)  # 10:00 CST
+    assert event.version == "2025-02-21T15:15:42.000000Z" == result.cursor
+
+
+def test_an_answer_that_does_not_follow_the_wsdl_is_an_error_never_an_empty_read(emulator):
+    # IsError before ErrorMessage breaks the schema's sequence: zeep refuses it rather than half-reading it,
+    # so an error cannot pass for a successful read with no appointments (which would cancel the window).
+    body = (Path(__file__).parent / "fixtures" / "get_appointments_response.xml").read_text()
+    body = body.replace(
+        "<ErrorMessage/><IsError>false</IsError>", "<IsError>true</IsError><ErrorMessage>x</ErrorMessage>"
+    )
+    body = (
+        body[: body.index("<Appointments>")]
+        + "</GetAppointmentsResult></GetAppointmentsResponse></s:Body></s:Envelope>"
+    )
+    emulator.set_fault("canned", body=body.encode())
+    with pytest.raises(ConnectorError, match="cannot read") as info:
+        connector(emulator).fetch(cursor=None, window=window())
+    assert not info.value.permanent
