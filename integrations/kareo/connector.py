@@ -23,6 +23,8 @@ import zeep.exceptions
 from zeep.helpers import serialize_object
 from zeep.transports import Transport
 
+from scheduler.models import MAX_APPOINTMENT_LENGTH
+
 from ..base import (
     Connector,
     ConnectorAuthError,
@@ -108,9 +110,10 @@ class KareoConnector(Connector):
         """A full read of ``window`` by StartDate/EndDate, or every change since ``cursor`` (inclusive)."""
         zone = self._zone()
         if cursor is None:
-            low, high = (moment.astimezone(zone) for moment in window)
-            # Whole local days (the vendor's documented M/D/YYYY form): a superset of the window.
-            rows = self._get({"StartDate": _day(low), "EndDate": _day(high)})
+            # Whole local days (the vendor's documented M/D/YYYY form), filtered by start: begin a day early
+            # so an appointment starting before the window but running into it is read, not taken as gone.
+            low = (window[0] - MAX_APPOINTMENT_LENGTH).astimezone(zone)
+            rows = self._get({"StartDate": _day(low), "EndDate": _day(window[1].astimezone(zone))})
         else:
             try:
                 since = _instant(cursor)

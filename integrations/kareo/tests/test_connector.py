@@ -68,7 +68,7 @@ def test_the_full_read_asks_only_for_the_needed_fields_and_whole_local_days(emul
     w = window()
     connector(emulator).fetch(cursor=None, window=w)
     call = emulator.calls[-1]
-    low = w[0].astimezone(CHICAGO)
+    low = (w[0] - timedelta(days=1)).astimezone(CHICAGO)  # a day early: appointments running into the window
     assert call["filter"]["StartDate"] == f"{low.month}/{low.day}/{low.year}"
     assert "EndDate" in call["filter"] and "FromLastModifiedDate" not in call["filter"]
     assert "PatientFullName" not in call["fields"] and {"ID", "LastModifiedDate"} <= call["fields"]
@@ -284,3 +284,10 @@ def test_an_answer_that_does_not_follow_the_wsdl_is_an_error_never_an_empty_read
     with pytest.raises(ConnectorError, match="cannot read") as info:
         connector(emulator).fetch(cursor=None, window=window())
     assert not info.value.permanent
+
+
+def test_an_appointment_running_into_the_window_is_part_of_the_complete_read(emulator):
+    low = datetime(2025, 3, 10, 5, 30, tzinfo=UTC)  # 0:30 in Chicago (CDT)
+    emulator.add_appointment(appointment_data(1, datetime(2025, 3, 9, 23, 30), datetime(2025, 3, 10, 1, 0)))
+    result = connector(emulator).fetch(cursor=None, window=(low, low + timedelta(days=7)))
+    assert [e.external_id for e in result.events] == ["1"] and result.complete_window[0] == low
