@@ -1,5 +1,6 @@
 """The platform emulators the demo runs (`manage.py run_emulators`), with a live scenario: bookings that
-arrive while you watch, announced to the hub by signed webhooks as the real platforms do."""
+arrive while you watch, announced to the hub by signed webhooks as the real platforms do (Zocdoc), or found by
+the hub's next poll where the platform has no push (Kareo/Tebra)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import urllib.request
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from .kareo.emulator import KareoEmulator, appointment_data, kareo_datetime
+from .kareo.emulator import serve as serve_kareo
 from .zocdoc.emulator import ZocdocEmulator, appointment_json, serve
 
 logger = logging.getLogger(__name__)
@@ -92,12 +95,111 @@ class LiveBookings(threading.Thread):
             return booking, None
 
 
+# The demo practice's London therapists, as Kareo/Tebra knows them (ResourceName1; seed_demo maps them).
+KAREO_DEMO_RESOURCES = ("Bennett, Oliver LCSW", "Rahman, Aisha PsyD")
+KAREO_DEMO_ZONE = (
+    "Europe/London"  # the practice zone: Kareo's wall times are in it, and the connection says so
+)
+KAREO_DEMO_CREDENTIALS = {
+    "customer_key": "demo-kareo-key",
+    "user": "api@demo.clinic",
+    "password": "demo-kareo-pw",
+}
+KAREO_DEMO_MIN_INTERVAL = 10.0  # seconds; a quicker second poll is throttled, as Kareo asks for rare polling
+
+
+def kareo_demo_emulator(today: date) -> KareoEmulator:
+    """Two weeks of weekday appointments in London wall time, deterministic for a given day."""
+    rng = random.Random(today.toordinal() * 7 + 2)
+    emulator = KareoEmulator(
+        {**KAREO_DEMO_CREDENTIALS, "timezone": KAREO_DEMO_ZONE, "min_interval": KAREO_DEMO_MIN_INTERVAL}
+    )
+    modified = datetime.combine(today - timedelta(days=1), time(8, 0))
+    for offset in range(14):
+        day = today + timedelta(days=offset)
+        if day.weekday() >= 5:
+            continue
+        for n, resource in enumerate(KAREO_DEMO_RESOURCES):
+            start = datetime.combine(day, time(10 + rng.randrange(6), rng.choice((0, 30))))
+            emulator.add_appointment(
+                appointment_data(
+                    f"{day:%y%m%d}{n}",
+                    start,
+                    start + timedelta(minutes=50),
+                    resource=resource,
+                    status=rng.choice(("Confirmed", "Confirmed", "Scheduled", "ReminderSent")),
+                    patient_id=20000 + rng.randrange(400),
+                    last_modified=modified,
+                    ServiceLocationName="Harbour Street Practice",
+                )
+            )
+    return emulator
+
+
+class LiveKareoChanges(threading.Thread):
+    """Every `every` seconds Kareo changes: a new appointment, or one rescheduled or cancelled. Kareo has no
+    push, so nothing is announced: the hub's next poll (every 5 minutes at most) brings the change in."""
+
+    def __init__(self, emulator: KareoEmulator, every: float) -> None:
+        super().__init__(name="kareo-live-changes", daemon=True)
+        self.emulator, self.every = emulator, every
+        self.stopped = threading.Event()
+        self.rng = random.Random()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            self.change_one()
+
+    def change_one(self) -> dict[str, str]:
+        now = self.emulator.now_local()
+        existing = [
+            row for row in self.emulator.appointments.values() if row.get("ConfirmationStatus") != "Cancelled"
+        ]
+        roll = self.rng.random()
+        if existing and roll < 0.2:
+            row = self.rng.choice(existing)
+            logger.info("Kareo: appointment %s cancelled", row["ID"])
+            return self.emulator.update_appointment(row["ID"], ConfirmationStatus="Cancelled")
+        if existing and roll < 0.4:
+            row = self.rng.choice(existing)
+            start = datetime.combine(now.date() + timedelta(days=self.rng.randrange(1, 10)), time(9, 0))
+            start += timedelta(minutes=30 * self.rng.randrange(16))
+            logger.info("Kareo: appointment %s rescheduled", row["ID"])
+            return self.emulator.update_appointment(
+                row["ID"],
+                StartDate=kareo_datetime(start),
+                EndDate=kareo_datetime(start + timedelta(minutes=50)),
+            )
+        day = now.date() + timedelta(days=self.rng.randrange(1, 10))
+        start = datetime.combine(day, time(9 + self.rng.randrange(8), self.rng.choice((0, 30))))
+        booking = self.emulator.add_appointment(
+            appointment_data(
+                f"9{now:%y%m%d%H%M%S}",
+                start,
+                start + timedelta(minutes=50),
+                resource=self.rng.choice(KAREO_DEMO_RESOURCES),
+                status="Scheduled",
+                patient_id=20000 + self.rng.randrange(400),
+                last_modified=now,
+                ServiceLocationName="Harbour Street Practice",
+            )
+        )
+        logger.info("Kareo: appointment %s booked", booking["ID"])
+        return booking
+
+
 def run_all(*, ports: dict[str, int], hub_url: str, live_every: float) -> list[Any]:
-    """Start every emulator on its port; returns the servers (and the live feed) to stop."""
-    emulator = zocdoc_demo_emulator(datetime.now(UTC).date())
+    """Start every emulator on its port; returns the servers (and the live feeds) to stop."""
+    today = datetime.now(UTC).date()
+    emulator = zocdoc_demo_emulator(today)
     server, url = serve(emulator, port=ports["zocdoc"])
     logger.info("Zocdoc emulator on %s with %d appointments", url, len(emulator.appointments))
     feed = LiveBookings(emulator, hub_url, live_every)
+    kareo = kareo_demo_emulator(today)
+    kareo_server, kareo_url = serve_kareo(kareo, port=ports["kareo"])
+    logger.info("Kareo/Tebra emulator on %s with %d appointments", kareo_url, len(kareo.appointments))
+    kareo_feed = LiveKareoChanges(kareo, live_every)
     if live_every > 0:
         feed.start()
-    return [server, feed]
+        kareo_feed.start()
+    return [server, feed, kareo_server, kareo_feed]

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 CONNECTORS: dict[str, str] = {
     "zocdoc": "integrations.zocdoc.connector.ZocdocConnector",
+    "kareo": "integrations.kareo.connector.KareoConnector",
 }
 
 

@@ -241,7 +241,10 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # The demo's platform emulators (`manage.py run_emulators`) and where they announce webhooks.
-EMULATOR_PORTS = {"zocdoc": env.int("EMULATOR_ZOCDOC_PORT", default=8701)}
+EMULATOR_PORTS = {
+    "zocdoc": env.int("EMULATOR_ZOCDOC_PORT", default=8701),
+    "kareo": env.int("EMULATOR_KAREO_PORT", default=8702),
+}
 DEMO_HUB_URL = env.str("DEMO_HUB_URL", default="http://127.0.0.1:8000")
 
 LOGGING = {
