@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 CONNECTORS: dict[str, str] = {
     "zocdoc": "integrations.zocdoc.connector.ZocdocConnector",
+    "google": "integrations.google.connector.GoogleCalendarConnector",
 }
 
 

@@ -240,8 +240,25 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # The demo's platform emulators (`manage.py run_emulators`) and where they announce webhooks.
-EMULATOR_PORTS = {"zocdoc": env.int("EMULATOR_ZOCDOC_PORT", default=8701)}
+EMULATOR_PORTS = {
+    "zocdoc": env.int("EMULATOR_ZOCDOC_PORT", default=8701),
+    "google": env.int("EMULATOR_GOOGLE_PORT", default=8703),
+}
 DEMO_HUB_URL = env.str("DEMO_HUB_URL", default="http://127.0.0.1:8000")
+# Where people and external calendars reach the hub (deep links in events, push notification addresses).
+HUB_BASE_URL = env.str("HUB_BASE_URL", default=DEMO_HUB_URL)
+
+# Google Calendar (integrations/google): the real endpoints by default; the demo and tests use the emulator.
+GOOGLE_CALENDAR_API_ENDPOINT = env.str(
+    "GOOGLE_CALENDAR_API_ENDPOINT", default="https://www.googleapis.com/calendar/v3/"
+)
+GOOGLE_OAUTH_AUTH_URI = env.str(
+    "GOOGLE_OAUTH_AUTH_URI", default="https://accounts.google.com/o/oauth2/v2/auth"
+)
+GOOGLE_OAUTH_TOKEN_URI = env.str("GOOGLE_OAUTH_TOKEN_URI", default="https://oauth2.googleapis.com/token")
+GOOGLE_OAUTH_REVOKE_URI = env.str("GOOGLE_OAUTH_REVOKE_URI", default="https://oauth2.googleapis.com/revoke")
+GOOGLE_OAUTH_CLIENT_ID = env.str("GOOGLE_OAUTH_CLIENT_ID", default="")
+GOOGLE_OAUTH_CLIENT_SECRET = env.str("GOOGLE_OAUTH_CLIENT_SECRET", default="")
 
 LOGGING = {
     "version": 1,
