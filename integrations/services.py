@@ -221,6 +221,9 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
     Bulk throughout: one ledger read per 500 ids, bulk inserts and upserts, detection per page.
     """
     counts = SyncCounts(fetched=len(result.events) + len(result.errors), errors=list(result.errors))
+    result = calendar_events_apply(
+        connection=connection, result=result, counts=counts
+    )  # busy time, own events
     provider_map = {str(k): v for k, v in (connection.config or {}).get("provider_map", {}).items()}
     zones = dict(Therapist.objects.values_list("pk", "timezone"))
     now = timezone.now()
@@ -335,6 +338,9 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
             gone = (
                 ExternalRecord.objects.filter(
                     connection=connection,
+                    # Only what this connection brought in: the hub's own appointments written to a calendar
+                    # are judged by calendar_events_apply, not by their absence from a read.
+                    appointment__connection=connection,
                     tombstone_reason="",
                     appointment__start__lt=hi,
                     appointment__end__gt=lo,
@@ -529,3 +535,274 @@ def connection_request_sync(*, actor: Any | None, connection: Connection, reason
         )
         connection_id = connection.pk
         transaction.on_commit(lambda: connection_sync_task.delay(connection_id))
+
+
+# --- calendars: busy time and the hub's own events (Google; Outlook and CalDAV to follow) ----------------
+#
+# A connected calendar reports two kinds of events besides appointments: busy time (events the hub did not
+# write: only their time is kept, as BusyBlock rows) and the hub's own appointments read back (events carrying
+# the hub's private marker, ExternalEvent.hub_uid). sync_apply hands both to calendar_events_apply first.
+#
+# The rule for the hub's own events, when Google and the hub disagree:
+# - timing (start/end) is last-writer-wins by timestamp: the event's ``updated`` stamp against the
+#   appointment's ``updated``. Google newer: the hub appointment moves (audited with source "google"; a clash
+#   opens a conflict rather than being refused, since the therapist already moved it). Hub newer: the hub's
+#   time is pushed again.
+# - everything else (status, title, description, attendees ...) belongs to the hub: a deletion in Google
+#   cancels the appointment only when the connection has ``config["google_may_cancel"]``; otherwise the event
+#   is written again (its id is reused) and the run records a note. Appointments that came from another
+#   platform (Zocdoc ...) never take their timing from Google: that platform is their source.
+
+
+def calendar_events_apply(*, connection: Connection, result: FetchResult, counts: SyncCounts) -> FetchResult:
+    """Apply the busy time and the hub's own events of ``result``; return the rest for sync_apply."""
+    from dataclasses import replace
+
+    from scheduler.models import BusyBlock
+
+    calendar = [e for e in result.events if e.busy_only or e.hub_uid]
+    if not calendar and (
+        result.complete_window is None or not BusyBlock.objects.filter(connection=connection).exists()
+    ):
+        return result
+    with transaction.atomic():
+        ledger: dict[str, ExternalRecord] = {}
+        for chunk in _chunks(list({e.external_id for e in calendar})):
+            for rec in ExternalRecord.objects.filter(
+                connection=connection, external_id__in=chunk, recurrence_id=""
+            ).select_related("appointment", "busy_block"):
+                ledger[rec.external_id] = rec
+        own, busy = [], []
+        for event in calendar:
+            rec = ledger.get(event.external_id)
+            ours = rec is not None and rec.appointment_id is not None and rec.busy_block_id is None
+            (own if event.hub_uid or ours else busy).append(event)
+        not_ours = own_events_apply(connection=connection, events=own, ledger=ledger, counts=counts)
+        seen = {e.external_id for e in calendar} | set(result.unreadable_ids)
+        busy_blocks_apply(
+            connection=connection,
+            events=busy + not_ours,
+            ledger=ledger,
+            complete_window=result.complete_window,
+            seen=seen,
+            counts=counts,
+        )
+    return replace(result, events=[e for e in result.events if not (e.busy_only or e.hub_uid)])
+
+
+def busy_blocks_apply(
+    *,
+    connection: Connection,
+    events: list[Any],
+    ledger: dict[str, ExternalRecord],
+    complete_window: tuple[datetime, datetime] | None,
+    seen: set[str],
+    counts: SyncCounts,
+) -> None:
+    """Upsert the connection's busy blocks (time only); remove them on a tombstone, or when a complete read
+    of a window no longer has them; then detect conflicts where anything changed."""
+    from scheduler.models import BusyBlock
+
+    therapist_id = connection.therapist_id
+    if therapist_id is None:
+        counts.errors.extend(f"{e.external_id}: busy time needs a therapist's connection" for e in events)
+        return
+    now = timezone.now()
+    blocks = {
+        b.external_id: b
+        for chunk in _chunks([e.external_id for e in events])
+        for b in BusyBlock.objects.filter(connection=connection, external_id__in=chunk)
+    }
+    touched: dict[int, list[datetime]] = {}
+    gone: list[int] = []
+    for event in events:
+        block = blocks.get(event.external_id)
+        rec = ledger.get(event.external_id)
+        if rec is not None and not event.deleted and not rec.tombstone_reason and block is not None:
+            if not _is_newer(event.version, rec.version):
+                counts.unchanged += 1
+                continue
+        if event.deleted:
+            if block is not None:
+                gone.append(block.pk)
+                touched.setdefault(therapist_id, []).extend([block.start, block.end])
+                counts.cancelled += 1
+            if rec is not None:
+                rec.tombstone_reason, rec.last_seen_at, rec.busy_block = (
+                    "deleted or free at source",
+                    now,
+                    None,
+                )
+                rec.version = event.version or rec.version
+                rec.save(update_fields=["tombstone_reason", "last_seen_at", "busy_block", "version"])
+            continue
+        if event.start is None or event.end is None or not event.start < event.end:
+            counts.errors.append(f"{event.external_id}: missing or inverted start/end")
+            continue
+        if block is None:
+            block = BusyBlock.objects.create(
+                therapist_id=therapist_id,
+                start=event.start,
+                end=event.end,
+                source_system=connection.platform,
+                connection=connection,
+                external_id=event.external_id,
+            )
+            counts.created += 1
+        elif (block.start, block.end) != (event.start, event.end):
+            touched.setdefault(therapist_id, []).extend([block.start, block.end])
+            block.start, block.end = event.start, event.end
+            block.save(update_fields=["start", "end", "updated"])
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+        touched.setdefault(therapist_id, []).extend([event.start, event.end])
+        if rec is None:
+            rec = ExternalRecord(connection=connection, external_id=event.external_id)
+        rec.busy_block, rec.appointment = block, None
+        rec.version, rec.last_seen_at, rec.tombstone_reason = event.version, now, ""
+        rec.save()
+    if complete_window is not None:
+        lo, hi = complete_window
+        for block in BusyBlock.objects.filter(connection=connection, start__lt=hi, end__gt=lo).exclude(
+            external_id__in=seen
+        ):
+            gone.append(block.pk)
+            touched.setdefault(therapist_id, []).extend([block.start, block.end])
+            counts.cancelled += 1
+            ExternalRecord.objects.filter(connection=connection, busy_block=block).update(
+                tombstone_reason="missing from a complete read", last_seen_at=now
+            )
+    if gone:
+        BusyBlock.objects.filter(pk__in=gone).delete()
+    _detect_touched(touched)
+
+
+def own_events_apply(
+    *, connection: Connection, events: list[Any], ledger: dict[str, ExternalRecord], counts: SyncCounts
+) -> list[Any]:
+    """The hub's own appointments read back from a calendar (the rule above). Returns the events that turn
+    out not to be ours after all (an unknown uid, another therapist's appointment): they are busy time."""
+    import uuid
+
+    not_ours: list[Any] = []
+    now = timezone.now()
+    for event in events:
+        rec = ledger.get(event.external_id)
+        appointment = rec.appointment if rec is not None else None
+        if appointment is None and event.hub_uid:
+            try:
+                appointment = Appointment.objects.filter(uid=uuid.UUID(event.hub_uid)).first()
+            except ValueError:
+                appointment = None
+        if appointment is None or appointment.therapist_id != connection.therapist_id:
+            if not event.deleted or rec is None:
+                not_ours.append(event)
+            continue
+        if rec is None:
+            rec = ExternalRecord(
+                connection=connection, external_id=event.external_id, appointment=appointment
+            )
+        rec.version, rec.last_seen_at = event.version or rec.version, now
+        rec.save()
+        if event.deleted:
+            _own_event_deleted(connection=connection, appointment=appointment, rec=rec, counts=counts)
+        elif appointment.status == AppointmentStatus.CANCELLED:
+            # Cancelled in the hub, still in the calendar: the hub decides status; send the deletion again.
+            write_queue_enqueue(appointment=appointment, operation="delete")
+            counts.unchanged += 1
+        elif (appointment.start, appointment.end) == (event.start, event.end):
+            counts.unchanged += 1  # our own write read back (echo): nothing to do
+        elif (
+            appointment.source_system == "hub"
+            and event.version
+            and _stamp(event.version) > appointment.updated
+            and appointment.status in (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED)
+        ):
+            _own_event_moved(connection=connection, appointment=appointment, event=event, counts=counts)
+        else:
+            write_queue_enqueue(appointment=appointment, operation="update")  # the hub's time wins
+            counts.unchanged += 1
+    return not_ours
+
+
+def _own_event_deleted(
+    *, connection: Connection, appointment: Appointment, rec: ExternalRecord, counts: SyncCounts
+) -> None:
+    from scheduler.services import appointment_cancel
+
+    if appointment.status not in (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED):
+        counts.unchanged += 1  # our own cancellation read back
+        return
+    if (connection.config or {}).get("google_may_cancel") and appointment.source_system == "hub":
+        appointment_cancel(actor=None, appointment=appointment, reason="Deleted in the connected calendar.")
+        rec.tombstone_reason = "deleted at source"
+        rec.save(update_fields=["tombstone_reason"])
+        audit_record(
+            actor=None,
+            action="integrations.appointment.cancelled_in_calendar",
+            target=appointment,
+            details={"source": connection.platform, "connection_id": connection.pk},
+        )
+        counts.cancelled += 1
+        return
+    # The calendar may not cancel: write the event again (its id is reused) and say so.
+    Appointment.objects.filter(pk=appointment.pk).update(version=F("version") + 1, updated=timezone.now())
+    appointment.refresh_from_db(fields=["version", "updated"])
+    write_queue_enqueue(appointment=appointment, operation="create")
+    audit_record(
+        actor=None,
+        action="integrations.appointment.restored_in_calendar",
+        target=appointment,
+        details={"source": connection.platform, "connection_id": connection.pk},
+    )
+    counts.errors.append(
+        f"{rec.external_id}: deleted in {connection.get_platform_display()}; written again, because this "
+        "connection does not let the calendar cancel hub appointments (cancel it in the hub instead)."
+    )
+
+
+def _own_event_moved(
+    *, connection: Connection, appointment: Appointment, event: Any, counts: SyncCounts
+) -> None:
+    """Apply a time the therapist set in the calendar: never refused (it already happened there); a clash is
+    stored as an admin-style override with the reason, and detection opens the conflict for staff."""
+    from conflicts.services import conflicts_detect
+    from scheduler.services import _clashing_ids
+
+    try:
+        start, end = require_interval(event.start, event.end, max_length=MAX_APPOINTMENT_LENGTH)
+    except InvalidInput as exc:
+        counts.errors.append(f"{event.external_id}: {exc}; the hub's time is written back")
+        write_queue_enqueue(appointment=appointment, operation="update")
+        return
+    Therapist.objects.select_for_update().get(pk=appointment.therapist_id)
+    old = (appointment.start, appointment.end)
+    clashes = _clashing_ids(
+        therapist_id=appointment.therapist_id,
+        start=start,
+        end=end,
+        service=appointment.service,
+        exclude_pk=appointment.pk,
+    )
+    appointment.start, appointment.end = start, end
+    if clashes and not appointment.override_reason:
+        # Exempts it from the database's no-double-booking constraint; the open conflict is the flag.
+        appointment.override_reason = f"Moved in {connection.get_platform_display()} onto a clash."
+    appointment.version += 1
+    appointment.save(update_fields=["start", "end", "override_reason", "version", "updated"])
+    audit_record(
+        actor=None,
+        action="integrations.appointment.moved_in_calendar",
+        target=appointment,
+        details={
+            "source": connection.platform,
+            "connection_id": connection.pk,
+            "from": [old[0].isoformat(), old[1].isoformat()],
+            "to": [start.isoformat(), end.isoformat()],
+            "clashes": clashes,
+        },
+    )
+    write_queue_enqueue(appointment=appointment, operation="update")  # the therapist's other calendars
+    conflicts_detect(therapist_ids=[appointment.therapist_id], start=min(old[0], start), end=max(old[1], end))
+    counts.updated += 1
