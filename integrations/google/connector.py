@@ -182,6 +182,9 @@ class GoogleCalendarConnector(Connector):
         else:
             params["timeMin"] = window[0].astimezone(UTC).isoformat()
             params["timeMax"] = window[1].astimezone(UTC).isoformat()
+            # Deletions missed while a sync token was expired come back as tombstones: the hub's own events
+            # are judged by an explicit deletion, never by absence (a moved-away event is absent too).
+            params["showDeleted"] = True
         zone = "UTC"
         items: list[dict[str, Any]] = []
         page_token = None

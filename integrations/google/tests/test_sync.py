@@ -112,6 +112,19 @@ def test_a_410_recovers_by_a_full_read_diffed_against_what_the_hub_has(google, c
     assert sync(connection).full_read is False
 
 
+def test_a_410_recovery_sees_our_own_event_deleted_meanwhile(google, connection, therapist_a):
+    appointment = book(therapist_a)
+    drain(connection)
+    sync(connection)
+    google.delete_event(ACCOUNT, event_id_for(appointment.uid))
+    google.expire_sync_tokens()
+    run = sync(connection)
+    assert run.full_read and "written again" in run.errors[0]
+    drain(connection)
+    assert google.get_event(ACCOUNT, event_id_for(appointment.uid))["status"] == "confirmed"
+    assert Appointment.objects.get().status == "scheduled"
+
+
 def test_hub_bookings_are_written_once_and_reading_them_back_creates_nothing(google, connection, therapist_a):
     appointment = book(therapist_a)
     assert drain(connection) == 1
