@@ -12,3 +12,11 @@ def connection_sync_task(connection_id: int) -> dict[str, object] | None:
     if run is None:
         return None
     return {"run": run.pk, "status": run.status, "created": run.created, "updated": run.updated}
+
+
+@shared_task(acks_late=True)
+def google_channels_renew_task() -> list[int]:
+    """Renew Google push channels before they expire (beat, every 30 minutes)."""
+    from integrations.google.services import google_channels_renew
+
+    return google_channels_renew()

@@ -236,6 +236,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conflicts.tasks.conflicts_scan_task",
         "schedule": crontab(hour=3, minute=0),
     },
+    "google-channels-renew": {
+        "task": "integrations.tasks.google_channels_renew_task",
+        "schedule": crontab(minute="*/30"),
+    },
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
