@@ -166,6 +166,11 @@ def parse_rfc3339(value: str, name: str) -> datetime:
     return parsed
 
 
+def channel_resource_id(calendar_id: str) -> str:
+    """The opaque, stable id of a calendar's events collection in channel answers and notifications."""
+    return hashlib.sha1(f"{calendar_id}/events".encode()).hexdigest()[:27]
+
+
 def pkce_challenge(verifier: str) -> str:
     """The S256 code challenge of a PKCE verifier (RFC 7636 §4.2)."""
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -213,6 +218,17 @@ class GoogleCalendarEmulator:
         self._sender.start()
         for email, spec in scenario.get("accounts", {}).items():
             self.add_account(email, **(spec or {}))
+        # Grants that exist already (the demo's seeded connections): refresh token -> account.
+        for token, account in scenario.get("refresh_tokens", {}).items():
+            self._refresh_tokens[token] = {"account": account, "revoked": False, "scope": SCOPE}
+        for channel in scenario.get("channels", ()):
+            self.open_channel(
+                channel["calendar"],
+                channel["id"],
+                channel["address"],
+                token=channel.get("token", ""),
+                announce=False,
+            )
 
     # --- the Python API for tests and the demo ------------------------------------------------------
 
@@ -866,28 +882,48 @@ class GoogleCalendarEmulator:
             raise ApiError(400, "invalid", "Invalid channel address.", location="address")
         if channel_id in self.channels:
             raise ApiError(400, "channelIdNotUnique", "Channel id not unique.")
+        return self.open_channel(
+            calendar_id,
+            channel_id,
+            body["address"],
+            token=body.get("token", ""),
+            expiration=body.get("expiration"),
+        )
+
+    def open_channel(
+        self,
+        calendar_id: str,
+        channel_id: str,
+        address: str,
+        *,
+        token: str = "",
+        expiration: int | str | None = None,
+        announce: bool = True,
+    ) -> dict[str, Any]:
+        """Register a push channel (as events.watch does); returns the api#channel answer."""
         now_ms = int(self.clock().timestamp() * 1000)
-        expiration = now_ms + int(self.channel_ttl * 1000)
-        if body.get("expiration"):
-            expiration = min(expiration, int(body["expiration"]))
-        resource_id = hashlib.sha1(f"{calendar_id}/events".encode()).hexdigest()[:27]
+        latest = now_ms + int(self.channel_ttl * 1000)
+        expires = min(latest, int(expiration)) if expiration else latest
+        resource_id = channel_resource_id(calendar_id)
         resource_uri = f"{self.base_url}{API_PREFIX}/calendars/{quote(calendar_id, safe='')}/events?alt=json"
         channel = {
             "kind": "api#channel",
             "id": channel_id,
             "resourceId": resource_id,
             "resourceUri": resource_uri,
-            "expiration": str(expiration),
+            "expiration": str(expires),
         }
-        if body.get("token"):
-            channel["token"] = body["token"]
-        self.channels[channel_id] = {
-            **channel,
-            "calendar": calendar_id,
-            "address": body["address"],
-            "messages": 0,
-        }
-        self._enqueue(self.channels[channel_id], "sync")
+        if token:
+            channel["token"] = token
+        with self._lock:
+            self.channels[channel_id] = {
+                **channel,
+                "calendar": calendar_id,
+                "address": address,
+                "messages": 0,
+            }
+            if announce:
+                self._enqueue(self.channels[channel_id], "sync")
         return channel
 
     def _notify(self, calendar_id: str) -> None:
@@ -1018,5 +1054,8 @@ def serve(emulator: GoogleCalendarEmulator | None = None, *, port: int = 0) -> t
     emulator = emulator or GoogleCalendarEmulator()
     server, base_url = serve_app(emulator, port=port)
     emulator.base_url = base_url
+    for channel in emulator.channels.values():  # preloaded before the address was known
+        calendar = quote(channel["calendar"], safe="")
+        channel["resourceUri"] = f"{base_url}{API_PREFIX}/calendars/{calendar}/events?alt=json"
     server.emulator = emulator  # type: ignore[attr-defined]
     return server, base_url

@@ -98,7 +98,28 @@ def google_connection_choose_calendar(
             details={"changed": changed},
         )
     google_channel_start(connection=connection)
+    if changed:
+        google_connection_backfill(connection=connection)
     return connection
+
+
+def google_connection_backfill(*, connection: Connection) -> int:
+    """Queue the therapist's upcoming appointments for the newly chosen calendar (each written once: the
+    queue's idempotency key and the deterministic event id make a repeat harmless)."""
+    from scheduler.models import Appointment, AppointmentStatus
+
+    from ..services import write_queue_enqueue
+
+    upcoming = Appointment.objects.filter(
+        therapist_id=connection.therapist_id,
+        end__gt=timezone.now(),
+        status__in=(AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED),
+    ).exclude(connection=connection)
+    count = 0
+    with transaction.atomic():
+        for appointment in upcoming.defer("raw").iterator():
+            count += len(write_queue_enqueue(appointment=appointment, operation="create"))
+    return count
 
 
 def google_channel_start(*, connection: Connection) -> Connection:

@@ -10,10 +10,11 @@ import requests
 
 from audit.models import AuditLog
 from integrations.google.services import google_channels_renew
-from integrations.models import Connection
+from integrations.models import APIWriteQueue, Connection
 from integrations.services import connection_sync
+from scheduler.services import appointment_book
 
-from .conftest import ACCOUNT
+from .conftest import ACCOUNT, soon
 
 
 def consent(google, location: str, *, decision: str = "allow") -> str:
@@ -49,6 +50,9 @@ def thea(client, therapist_a):
 
 
 def test_a_therapist_connects_chooses_a_calendar_and_gets_a_push_channel(google, thea, therapist_a):
+    upcoming = appointment_book(
+        actor=None, therapist=therapist_a, start=soon(2), end=soon(2) + timedelta(minutes=50)
+    )
     back = connect_through_google(thea, google)
     assert back["Location"] == "/integrations/google/calendar/"
     connection = Connection.objects.get(platform="google", therapist=therapist_a)
@@ -64,6 +68,10 @@ def test_a_therapist_connects_chooses_a_calendar_and_gets_a_push_channel(google,
     )
     assert google.channels[channel["id"]]["token"] == connection.credentials["channel_token"]
     assert connection_sync(connection_id=connection.pk).status == "ok"
+    # The therapist's upcoming appointments are queued for the new calendar, once.
+    assert list(
+        APIWriteQueue.objects.filter(connection=connection).values_list("appointment", "operation")
+    ) == [(upcoming.pk, "create")]
     actions = set(AuditLog.objects.values_list("action", flat=True))
     assert {
         "integrations.connection.google_connected",
