@@ -294,3 +294,30 @@ def test_a_verified_notification_syncs_and_a_wrong_or_unknown_channel_runs_nothi
     assert notify(HTTP_X_GOOG_RESOURCE_STATE="sync", HTTP_X_GOOG_MESSAGE_NUMBER="1").json() == {
         "status": "ignored"
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_in_google_reaches_the_hub_by_a_real_push_notification(google, connection, live_server):
+    """The emulator POSTs the notification to the running hub, which verifies it and syncs (eager worker)."""
+    answer = GoogleCalendarConnector(connection).watch(
+        channel_id="chan-live",
+        token="chan-secret",
+        address=f"{live_server.url}/webhooks/google/",
+        ttl=timedelta(hours=1),
+    )
+    connection.config["channel"] = answer
+    connection.save()
+    sync(connection)
+    google.add_event(ACCOUNT, timed(soon(2)))
+    google.wait_notifications()
+    sent = [n for n in google.notifications if n["headers"]["X-Goog-Channel-ID"] == "chan-live"]
+    assert [(n["headers"]["X-Goog-Resource-State"], n["status"]) for n in sent] == [
+        ("sync", 200),
+        ("exists", 200),
+    ]
+    assert BusyBlock.objects.filter(connection=connection).count() == 1
+    google.open_channel(ACCOUNT, "chan-forged", f"{live_server.url}/webhooks/google/", token="guess")
+    google.add_event(ACCOUNT, timed(soon(3)))
+    google.wait_notifications()
+    forged = [n["status"] for n in google.notifications if n["headers"]["X-Goog-Channel-ID"] == "chan-forged"]
+    assert forged and set(forged) == {403}
