@@ -311,10 +311,9 @@ def test_a_change_in_google_reaches_the_hub_by_a_real_push_notification(google, 
     google.add_event(ACCOUNT, timed(soon(2)))
     google.wait_notifications()
     sent = [n for n in google.notifications if n["headers"]["X-Goog-Channel-ID"] == "chan-live"]
-    assert [(n["headers"]["X-Goog-Resource-State"], n["status"]) for n in sent] == [
-        ("sync", 200),
-        ("exists", 200),
-    ]
+    # The "sync" message may race the channel being stored (as with Google): only "exists" matters.
+    assert [n["headers"]["X-Goog-Resource-State"] for n in sent] == ["sync", "exists"]
+    assert sent[1]["status"] == 200
     assert BusyBlock.objects.filter(connection=connection).count() == 1
     google.open_channel(ACCOUNT, "chan-forged", f"{live_server.url}/webhooks/google/", token="guess")
     google.add_event(ACCOUNT, timed(soon(3)))
