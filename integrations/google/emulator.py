@@ -57,9 +57,10 @@ Inferred [I] (no source; configurable where it matters):
 
 Faults (``set_fault``) apply to ``/calendar/v3/`` requests, one at a time in the order set, each after
 ``after`` unaffected requests: ``rate_limit`` (403 with ``reason`` ``rateLimitExceeded`` (default) or
-``userRateLimitExceeded``, or ``status=429``; ``retry_after`` adds the header), ``server_error`` (``status``
-500 or 503), ``timeout`` (sleeps ``seconds`` before answering), ``expire_sync_tokens`` (every sync token
-issued so far answers 410), ``expire_access_tokens`` (the request gets 401; a refresh fixes it) and
+``userRateLimitExceeded``, or ``status=429``; ``retry_after`` adds the header), ``server_error``
+(``status`` 500 or 503), ``timeout`` (sleeps ``seconds`` before answering; with ``lost_answer=True`` after
+doing the work, so the client times out on a request that succeeded), ``expire_sync_tokens`` (every sync
+token issued so far answers 410), ``expire_access_tokens`` (the request gets 401; a refresh fixes it) and
 ``revoke_tokens`` (every token is revoked: 401, and refreshing gives ``invalid_grant``).
 """
 
@@ -514,7 +515,7 @@ class GoogleCalendarEmulator:
         if kind == "server_error":
             status = fault.get("status", 500)
             raise ApiError(status, "backendError", "Backend Error")
-        if kind == "timeout":
+        if kind == "timeout" and not fault.get("lost_answer"):
             time.sleep(fault.get("seconds", 1.0))
         if kind == "expire_sync_tokens":
             self.expire_sync_tokens()
@@ -527,7 +528,10 @@ class GoogleCalendarEmulator:
         account = self._authenticate(environ)
         body = _json_body(environ) if method in ("POST", "PUT", "PATCH") else {}
         with self._lock:
-            return self._route(method, path, query, body, account)
+            answer = self._route(method, path, query, body, account)
+        if kind == "timeout" and fault.get("lost_answer"):
+            time.sleep(fault.get("seconds", 1.0))  # done, but the answer comes too late for the client
+        return answer
 
     def _authenticate(self, environ: dict[str, Any]) -> str:
         auth = environ.get("HTTP_AUTHORIZATION", "")

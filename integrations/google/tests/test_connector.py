@@ -147,6 +147,22 @@ def test_a_create_retried_after_a_lost_answer_converges_on_one_event(google, con
     assert events[0]["start"]["dateTime"] == moved.isoformat()
 
 
+def test_an_insert_that_timed_out_after_google_stored_it_is_retried_into_the_same_event(
+    google, connection, monkeypatch
+):
+    monkeypatch.setattr("integrations.google.connector.TIMEOUT", 0.3)
+    uid = str(uuid.uuid4())
+    google.set_fault("timeout", seconds=1.0, lost_answer=True)
+    with pytest.raises(ConnectorError) as exc:
+        GoogleCalendarConnector(connection).push(job("create", uid, soon(1)))
+    assert not exc.value.permanent  # the queue will retry it
+    assert google.get_event(ACCOUNT, event_id_for(uid))["status"] == "confirmed"  # but Google has it
+    result = GoogleCalendarConnector(connection).push(job("create", uid, soon(1)))
+    inserts = [q for m, p, q in google.requests if m == "POST" and p.endswith("/events")]
+    assert len(inserts) == 2 and result.external_id == event_id_for(uid)  # the retry got 409, then patched
+    assert [e["id"] for e in google.events[ACCOUNT].values()] == [event_id_for(uid)]
+
+
 def test_update_and_delete_are_idempotent_and_recreate_what_is_missing(google, connection):
     uid = str(uuid.uuid4())
     connector = GoogleCalendarConnector(connection)
