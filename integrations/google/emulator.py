@@ -274,6 +274,13 @@ class GoogleCalendarEmulator:
             stored = self._insert(calendar_id, event)
             return self._public(stored)
 
+    def add_recorded(self, calendar_id: str, item: dict[str, Any]) -> None:
+        """Store a recorded event exactly as Google sent it (stamps kept), as the calendar's latest change."""
+        with self._lock:
+            self._seq += 1
+            self._calendar_events(calendar_id)[item["id"]] = {**copy.deepcopy(item), "_seq": self._seq}
+            self._notify(calendar_id)
+
     def add_recurring(
         self, calendar_id: str, event: dict[str, Any], *, count: int, every: timedelta = timedelta(days=7)
     ) -> list[dict[str, Any]]:

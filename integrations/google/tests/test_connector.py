@@ -238,3 +238,31 @@ def test_a_notification_is_verified_by_channel_token_and_resource(connection):
     ):
         with pytest.raises(ConnectorAuthError):
             connector.parse_webhook(notification(**wrong))
+
+
+def test_a_recorded_page_maps_to_busy_time_and_tombstones_without_any_patient_data(google, connection):
+    """The platforms.md §1 sample (schema confirmed, values invented), served as Google would send it."""
+    import json
+    from pathlib import Path
+
+    page = json.loads((Path(__file__).parent / "fixtures" / "events_page.json").read_text())
+    connector = GoogleCalendarConnector(connection)
+    token = connector.fetch(cursor=None, window=window()).cursor
+    for item in page["items"]:
+        google.add_recorded(ACCOUNT, item)
+    events = {e.external_id: e for e in connector.fetch(cursor=token, window=window()).events}
+    session = events["7f3c2a9e1b4d4c8a9e0f1a2b3c4d5e6f"]
+    assert session.busy_only and not session.deleted
+    assert session.start.isoformat() == "2025-03-04T10:00:00-05:00"
+    for secret in ("Jane", "555-0100", "client@example.net", "Room 2"):
+        assert secret not in repr(session)
+    assert events["0a1b2c3d4e5f"].deleted and events["series01_20250311T150000Z"].deleted
+
+
+def test_an_unknown_resource_state_is_acknowledged_and_ignored(connection):
+    assert (
+        GoogleCalendarConnector(connection).parse_webhook(
+            notification(HTTP_X_GOOG_RESOURCE_STATE="brand_new")
+        )
+        == []
+    )

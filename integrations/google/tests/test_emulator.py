@@ -406,3 +406,19 @@ def test_freebusy_reports_opaque_events_only(emulator, served):
     assert answer["calendars"]["primary"]["busy"] == [
         {"start": "2025-03-04T10:00:00.000Z", "end": "2025-03-04T11:00:00.000Z"}
     ]
+
+
+def test_the_revoke_tokens_fault_gives_401_and_then_invalid_grant(emulator, served):
+    api = client(emulator, served)
+    emulator.set_fault("revoke_tokens")
+    with pytest.raises(RefreshError, match="invalid_grant"):
+        api.events().list(calendarId="primary").execute()  # 401, then the refresh is refused
+
+
+def test_a_server_error_fault_is_a_5xx_in_googles_shape(emulator, served):
+    token = emulator.issue_tokens(ACCOUNT)["access_token"]
+    emulator.set_fault("server_error", status=503, after=1)
+    url = f"{served}/calendar/v3/calendars/primary/events"
+    assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 200
+    failed = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert failed.status_code == 503 and failed.json()["error"]["errors"][0]["reason"] == "backendError"
