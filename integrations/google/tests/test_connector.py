@@ -266,3 +266,11 @@ def test_an_unknown_resource_state_is_acknowledged_and_ignored(connection):
         )
         == []
     )
+
+
+def test_a_401_after_one_refresh_is_an_auth_error_not_a_loop(google, connection):
+    google.set_fault("expire_access_tokens", times=2)  # the refreshed token is refused as well
+    with pytest.raises(ConnectorAuthError, match="401"):
+        GoogleCalendarConnector(connection).push(job("create", str(uuid.uuid4()), soon(1)))
+    token_calls = [p for m, p, q in google.requests if p == "/token"]
+    assert len(token_calls) == 1
