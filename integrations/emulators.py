@@ -12,6 +12,8 @@ import urllib.request
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from .google.emulator import GoogleCalendarEmulator
+from .google.emulator import serve as serve_google
 from .kareo.emulator import KareoEmulator, appointment_data, kareo_datetime
 from .kareo.emulator import serve as serve_kareo
 from .zocdoc.emulator import ZocdocEmulator, appointment_json, serve
@@ -21,6 +23,98 @@ logger = logging.getLogger(__name__)
 # The demo practice's New York therapists, as Zocdoc knows them (seed_demo maps them to therapists).
 ZOCDOC_DEMO_PROVIDERS = ("pr_demo-1", "pr_demo-2", "pr_demo-3")
 ZOCDOC_DEMO_CLIENT = {"client_id": "demo-hub", "client_secret": "demo-zocdoc-secret"}
+
+
+# The two demo therapists with logins, connected to their Google calendars by seed_demo (refresh token per
+# account, as if they had consented) with a push channel each. The client matches GOOGLE_EMULATOR=1.
+GOOGLE_DEMO_CLIENT = {
+    "client_id": "demo-hub.apps.googleusercontent.com",
+    "client_secret": "demo-google-secret",
+}
+GOOGLE_DEMO_ACCOUNTS = {
+    "maya.okafor@demo.clinic": "1//demo-refresh-maya-okafor",
+    "daniel.reyes@demo.clinic": "1//demo-refresh-daniel-reyes",
+}
+GOOGLE_DEMO_CHANNEL_TOKEN = "demo-google-channel-token"
+
+
+def google_demo_channel_id(account: str) -> str:
+    return "demo-" + account.split("@")[0].replace(".", "-")
+
+
+def google_demo_emulator(today: date, hub_url: str) -> GoogleCalendarEmulator:
+    """Personal events of the two demo therapists (busy, free, all-day, a weekly series), deterministic for
+    a given day, and the channels seed_demo registered, notifying ``hub_url``."""
+    rng = random.Random(today.toordinal() * 7)
+    emulator = GoogleCalendarEmulator(
+        {
+            **GOOGLE_DEMO_CLIENT,
+            "accounts": {a: {"time_zone": "America/New_York"} for a in GOOGLE_DEMO_ACCOUNTS},
+            "refresh_tokens": {token: account for account, token in GOOGLE_DEMO_ACCOUNTS.items()},
+            "channels": [
+                {
+                    "id": google_demo_channel_id(account),
+                    "calendar": account,
+                    "token": GOOGLE_DEMO_CHANNEL_TOKEN,
+                    "address": f"{hub_url.rstrip('/')}/webhooks/google/",
+                }
+                for account in GOOGLE_DEMO_ACCOUNTS
+            ],
+        }
+    )
+    for account in GOOGLE_DEMO_ACCOUNTS:
+        for offset in range(14):
+            day = today + timedelta(days=offset)
+            if day.weekday() >= 5:
+                continue
+            start = datetime.combine(day, time(12 + rng.randrange(8), rng.choice((0, 30))), tzinfo=UTC)
+            emulator.add_event(account, _google_event(start, 45, "Personal"))
+            if offset % 3 == 0:  # free: shows in Google, blocks nothing in the hub
+                emulator.add_event(
+                    account, _google_event(start + timedelta(hours=2), 30, "Reminder", free=True)
+                )
+        emulator.add_event(
+            account,
+            {
+                "summary": "Conference (all day)",
+                "start": {"date": (today + timedelta(days=4)).isoformat()},
+                "end": {"date": (today + timedelta(days=5)).isoformat()},
+            },
+        )
+        first = datetime.combine(today + timedelta(days=1), time(21, 0), tzinfo=UTC)
+        emulator.add_recurring(account, _google_event(first, 60, "Supervision"), count=4)
+    return emulator
+
+
+def _google_event(start: datetime, minutes: int, summary: str, *, free: bool = False) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "start": {"dateTime": start.isoformat(), "timeZone": "America/New_York"},
+        "end": {"dateTime": (start + timedelta(minutes=minutes)).isoformat(), "timeZone": "America/New_York"},
+        **({"transparency": "transparent"} if free else {}),
+    }
+
+
+class LiveGoogleEvents(threading.Thread):
+    """Every `every` seconds a demo therapist adds a personal event in Google; its channel tells the hub."""
+
+    def __init__(self, emulator: GoogleCalendarEmulator, every: float) -> None:
+        super().__init__(name="google-live-events", daemon=True)
+        self.emulator, self.every = emulator, every
+        self.stopped = threading.Event()
+        self.rng = random.Random()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            self.add_one()
+
+    def add_one(self) -> dict[str, Any]:
+        day = datetime.now(UTC).date() + timedelta(days=self.rng.randrange(1, 10))
+        start = datetime.combine(day, time(13 + self.rng.randrange(6), self.rng.choice((0, 30))), tzinfo=UTC)
+        account = self.rng.choice(list(GOOGLE_DEMO_ACCOUNTS))
+        event = self.emulator.add_event(account, _google_event(start, 30, "Personal"))
+        logger.info("Google: %s added a personal event at %s", account, start)
+        return event
 
 
 def zocdoc_demo_emulator(today: date) -> ZocdocEmulator:
@@ -202,4 +296,10 @@ def run_all(*, ports: dict[str, int], hub_url: str, live_every: float) -> list[A
     if live_every > 0:
         feed.start()
         kareo_feed.start()
-    return [server, feed, kareo_server, kareo_feed]
+    google = google_demo_emulator(datetime.now(UTC).date(), hub_url)
+    google_server, google_url = serve_google(google, port=ports["google"])
+    logger.info("Google Calendar emulator on %s for %s", google_url, ", ".join(GOOGLE_DEMO_ACCOUNTS))
+    google_feed = LiveGoogleEvents(google, live_every * 2)
+    if live_every > 0:
+        google_feed.start()
+    return [server, feed, kareo_server, kareo_feed, google_server, google_feed]

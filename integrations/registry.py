@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 CONNECTORS: dict[str, str] = {
     "zocdoc": "integrations.zocdoc.connector.ZocdocConnector",
     "kareo": "integrations.kareo.connector.KareoConnector",
+    "google": "integrations.google.connector.GoogleCalendarConnector",
 }
 
 

@@ -358,6 +358,9 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
     Bulk throughout: one ledger read per 500 ids, bulk inserts and upserts, detection per page.
     """
     counts = SyncCounts(fetched=len(result.events) + len(result.errors), errors=list(result.errors))
+    result = calendar_events_apply(
+        connection=connection, result=result, counts=counts
+    )  # the hub's own events read back from a calendar
     provider_map = {str(k): v for k, v in (connection.config or {}).get("provider_map", {}).items()}
     zones = dict(Therapist.objects.values_list("pk", "timezone"))
     now = timezone.now()
@@ -500,6 +503,9 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
             gone = (
                 ExternalRecord.objects.filter(
                     connection=connection,
+                    # Only what this connection brought in: the hub's own appointments written to a calendar
+                    # are judged by calendar_events_apply, not by their absence from a read.
+                    appointment__connection=connection,
                     tombstone_reason="",
                     appointment__start__lt=hi,
                     appointment__end__gt=lo,
@@ -1009,3 +1015,194 @@ def write_jobs_retry(*, actor: Any, jobs: Any) -> int:
             )
             retried += 1
     return retried
+
+
+# --- calendars: busy time and the hub's own events (Google; Outlook and CalDAV to follow) ----------------
+#
+# A connected calendar reports two kinds of events besides appointments: busy time (events the hub did not
+# write: only their time is kept, as BusyBlock rows) and the hub's own appointments read back (events carrying
+# the hub's private marker, ExternalEvent.hub_uid). sync_apply hands both to calendar_events_apply first.
+#
+# The rule for the hub's own events, when Google and the hub disagree:
+# - timing (start/end) is last-writer-wins by timestamp: the event's ``updated`` stamp against the
+#   appointment's ``updated``. Google newer: the hub appointment moves (audited with source "google"; a clash
+#   opens a conflict rather than being refused, since the therapist already moved it). Hub newer: the hub's
+#   time is pushed again.
+# - everything else (status, title, description, attendees ...) belongs to the hub: a deletion in Google
+#   cancels the appointment only when the connection has ``config["google_may_cancel"]``; otherwise the event
+#   is written again (its id is reused) and the run records a note. Appointments that came from another
+#   platform (Zocdoc ...) never take their timing from Google: that platform is their source.
+
+
+def calendar_events_apply(*, connection: Connection, result: FetchResult, counts: SyncCounts) -> FetchResult:
+    """Apply the hub's own events of ``result`` (the rule above); return the rest for sync_apply.
+
+    Busy time (``busy_only``) stays in the batch: sync_apply's bulk path stores it as BusyBlocks
+    (`_busy_apply`). An event that carries our marker but turns out not to be ours (an unknown uid,
+    another therapist's appointment) is returned as busy time.
+    """
+    from dataclasses import replace
+
+    # Calendar events only (busy time, or marked as ours); a tombstone of our own event arrives as busy time
+    # without the marker (Google's minimal cancelled events), and the ledger recognises it.
+    candidates = [e for e in result.events if e.hub_uid or e.busy_only]
+    if not candidates:
+        return result
+    with transaction.atomic():
+        ledger: dict[str, ExternalRecord] = {}
+        for chunk in _chunks(list({e.external_id for e in candidates})):
+            for rec in ExternalRecord.objects.filter(
+                connection=connection, external_id__in=chunk, recurrence_id=""
+            ).select_related("appointment"):
+                ledger[rec.external_id] = rec
+
+        def ours(event: ExternalEvent) -> bool:
+            if event.hub_uid:
+                return True
+            rec = ledger.get(event.external_id)
+            # Written by the write queue: the ledger links it to a hub appointment from elsewhere.
+            return (
+                rec is not None
+                and rec.appointment is not None
+                and rec.appointment.connection_id != connection.pk
+                and rec.busy_block_id is None
+            )
+
+        own = [e for e in candidates if ours(e)]
+        if not own:
+            return result
+        not_ours = own_events_apply(connection=connection, events=own, ledger=ledger, counts=counts)
+    own_ids = {id(e) for e in own}
+    rest = [e for e in result.events if id(e) not in own_ids]
+    rest += [replace(e, busy_only=True, hub_uid="") for e in not_ours]
+    return replace(result, events=rest)
+
+
+def own_events_apply(
+    *, connection: Connection, events: list[Any], ledger: dict[str, ExternalRecord], counts: SyncCounts
+) -> list[Any]:
+    """The hub's own appointments read back from a calendar (the rule above). Returns the events that turn
+    out not to be ours after all (an unknown uid, another therapist's appointment): they are busy time."""
+    import uuid
+
+    not_ours: list[Any] = []
+    now = timezone.now()
+    for event in events:
+        rec = ledger.get(event.external_id)
+        appointment = rec.appointment if rec is not None else None
+        if appointment is None and event.hub_uid:
+            try:
+                appointment = Appointment.objects.filter(uid=uuid.UUID(event.hub_uid)).first()
+            except ValueError:
+                appointment = None
+        if appointment is None or appointment.therapist_id != connection.therapist_id:
+            if not event.deleted or rec is None:
+                not_ours.append(event)
+            continue
+        if rec is None:
+            rec = ExternalRecord(
+                connection=connection, external_id=event.external_id, appointment=appointment
+            )
+        rec.version, rec.last_seen_at = event.version or rec.version, now
+        rec.save()
+        if event.deleted:
+            _own_event_deleted(connection=connection, appointment=appointment, rec=rec, counts=counts)
+        elif appointment.status == AppointmentStatus.CANCELLED:
+            # Cancelled in the hub, still in the calendar: the hub decides status; send the deletion again.
+            write_queue_enqueue(appointment=appointment, operation="delete")
+            counts.unchanged += 1
+        elif (appointment.start, appointment.end) == (event.start, event.end):
+            counts.unchanged += 1  # our own write read back (echo): nothing to do
+        elif (
+            appointment.source_system == "hub"
+            and event.version
+            and _stamp(event.version) > appointment.updated
+            and appointment.status in (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED)
+        ):
+            _own_event_moved(connection=connection, appointment=appointment, event=event, counts=counts)
+        else:
+            write_queue_enqueue(appointment=appointment, operation="update")  # the hub's time wins
+            counts.unchanged += 1
+    return not_ours
+
+
+def _own_event_deleted(
+    *, connection: Connection, appointment: Appointment, rec: ExternalRecord, counts: SyncCounts
+) -> None:
+    from scheduler.services import appointment_cancel
+
+    if appointment.status not in (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED):
+        counts.unchanged += 1  # our own cancellation read back
+        return
+    if (connection.config or {}).get("google_may_cancel") and appointment.source_system == "hub":
+        appointment_cancel(actor=None, appointment=appointment, reason="Deleted in the connected calendar.")
+        rec.tombstone_reason = "deleted at source"
+        rec.save(update_fields=["tombstone_reason"])
+        audit_record(
+            actor=None,
+            action="integrations.appointment.cancelled_in_calendar",
+            target=appointment,
+            details={"source": connection.platform, "connection_id": connection.pk},
+        )
+        counts.cancelled += 1
+        return
+    # The calendar may not cancel: write the event again (its id is reused) and say so.
+    Appointment.objects.filter(pk=appointment.pk).update(version=F("version") + 1, updated=timezone.now())
+    appointment.refresh_from_db(fields=["version", "updated"])
+    write_queue_enqueue(appointment=appointment, operation="create")
+    audit_record(
+        actor=None,
+        action="integrations.appointment.restored_in_calendar",
+        target=appointment,
+        details={"source": connection.platform, "connection_id": connection.pk},
+    )
+    counts.errors.append(
+        f"{rec.external_id}: deleted in {connection.get_platform_display()}; written again, because this "
+        "connection does not let the calendar cancel hub appointments (cancel it in the hub instead)."
+    )
+
+
+def _own_event_moved(
+    *, connection: Connection, appointment: Appointment, event: Any, counts: SyncCounts
+) -> None:
+    """Apply a time the therapist set in the calendar: never refused (it already happened there); a clash is
+    stored as an admin-style override with the reason, and detection opens the conflict for staff."""
+    from conflicts.services import conflicts_detect
+    from scheduler.services import _clashing_ids
+
+    try:
+        start, end = require_interval(event.start, event.end, max_length=MAX_APPOINTMENT_LENGTH)
+    except InvalidInput as exc:
+        counts.errors.append(f"{event.external_id}: {exc}; the hub's time is written back")
+        write_queue_enqueue(appointment=appointment, operation="update")
+        return
+    Therapist.objects.select_for_update().get(pk=appointment.therapist_id)
+    old = (appointment.start, appointment.end)
+    clashes = _clashing_ids(
+        therapist_id=appointment.therapist_id,
+        start=start,
+        end=end,
+        service=appointment.service,
+        exclude_pk=appointment.pk,
+    )
+    appointment.start, appointment.end = start, end
+    if clashes and not appointment.override_reason:
+        # Exempts it from the database's no-double-booking constraint; the open conflict is the flag.
+        appointment.override_reason = f"Moved in {connection.get_platform_display()} onto a clash."
+    appointment.version += 1
+    appointment.save(update_fields=["start", "end", "override_reason", "version", "updated"])
+    audit_record(
+        actor=None,
+        action="integrations.appointment.moved_in_calendar",
+        target=appointment,
+        details={
+            "source": connection.platform,
+            "connection_id": connection.pk,
+            "from": [old[0].isoformat(), old[1].isoformat()],
+            "to": [start.isoformat(), end.isoformat()],
+            "clashes": clashes,
+        },
+    )
+    write_queue_enqueue(appointment=appointment, operation="update")  # the therapist's other calendars
+    conflicts_detect(therapist_ids=[appointment.therapist_id], start=min(old[0], start), end=max(old[1], end))
+    counts.updated += 1

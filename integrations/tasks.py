@@ -21,3 +21,11 @@ def write_queue_drain_task() -> dict[str, int]:
 
     counts = write_queue_drain()
     return {"sent": counts.sent, "retrying": counts.retrying, "dead": counts.dead, "waiting": counts.waiting}
+
+
+@shared_task(acks_late=True)
+def google_channels_renew_task() -> list[int]:
+    """Renew Google push channels before they expire (beat, every 30 minutes)."""
+    from integrations.google.services import google_channels_renew
+
+    return google_channels_renew()

@@ -197,10 +197,12 @@ def demo_seed(*, today: date | None = None) -> DemoSummary:
             _reset_logins()
             _live_zocdoc_connection()
             _live_kareo_connection()
+            _google_demo_connections()
             return _summary(already_seeded=True)
         skipped = _Seeder(today).run()
         _live_zocdoc_connection()
         _live_kareo_connection()
+        _google_demo_connections()
     return _summary(already_seeded=False, skipped=skipped)
 
 
@@ -282,6 +284,12 @@ def _live_kareo_connection() -> Connection:
     )
     connection_schedule(connection=connection)
     return connection
+
+
+def _google_demo_connections() -> None:
+    from integrations.google.demo import google_demo_connect
+
+    google_demo_connect()
 
 
 def _summary(*, already_seeded: bool, skipped: int = 0) -> DemoSummary:
