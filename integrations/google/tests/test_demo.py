@@ -52,7 +52,9 @@ def test_seed_demo_connects_two_therapists_once_and_their_calendars_sync(db, set
 
 
 def test_run_all_serves_google_on_its_port():
-    servers = run_all(ports={"zocdoc": 0, "kareo": 0, "google": 0}, hub_url="http://127.0.0.1:9", live_every=0)
+    servers = run_all(
+        ports={"zocdoc": 0, "kareo": 0, "google": 0}, hub_url="http://127.0.0.1:9", live_every=0
+    )
     try:
         assert any(
             getattr(s, "emulator", None).__class__.__name__ == "GoogleCalendarEmulator" for s in servers
