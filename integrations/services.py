@@ -217,6 +217,15 @@ def _detect_touched(touched: dict[int, list[datetime]]) -> None:
         conflicts_detect(therapist_ids=[therapist_id], start=min(instants), end=max(instants))
 
 
+def _event_problem(event: ExternalEvent, therapist_id: int | None) -> str:
+    """Why an event cannot be stored (reported in the run's errors, the rest applied), or ""."""
+    if therapist_id is None:
+        return f"{event.external_id}: no therapist mapped for provider {event.provider_key!r}"
+    if event.start is None or event.end is None or not event.start < event.end:
+        return f"{event.external_id}: missing or inverted start/end"
+    return ""
+
+
 def _busy_apply(
     connection: Connection,
     items: list[tuple[ExternalEvent, ExternalRecord | None]],
@@ -254,13 +263,9 @@ def _busy_apply(
                 touched_records.append(rec)
             continue
         therapist_id = therapist_for(event.provider_key)
-        if therapist_id is None:
-            counts.errors.append(
-                f"{event.external_id}: no therapist mapped for provider {event.provider_key!r}"
-            )
-            continue
-        if event.start is None or event.end is None or not event.start < event.end:
-            counts.errors.append(f"{event.external_id}: missing or inverted start/end")
+        problem = _event_problem(event, therapist_id)
+        if problem:
+            counts.errors.append(problem)
             continue
         if block is None:
             block = BusyBlock(
@@ -416,16 +421,11 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                     touched_records.append(rec)
                 continue
             therapist_id = connection.therapist_id or provider_map.get(event.provider_key)
-            if therapist_id is None or therapist_id not in zones:
-                counts.errors.append(
-                    f"{event.external_id}: no therapist mapped for provider {event.provider_key!r}"
-                )
-                continue
-            if event.start is None or event.end is None or not event.start < event.end:
-                counts.errors.append(f"{event.external_id}: missing or inverted start/end")
-                continue
-            if event.end - event.start > MAX_APPOINTMENT_LENGTH:
-                counts.errors.append(f"{event.external_id}: longer than {MAX_APPOINTMENT_LENGTH}")
+            problem = _event_problem(event, therapist_id if therapist_id in zones else None)
+            if not problem and event.end - event.start > MAX_APPOINTMENT_LENGTH:
+                problem = f"{event.external_id}: longer than {MAX_APPOINTMENT_LENGTH}"
+            if problem:
+                counts.errors.append(problem)
                 continue
             values = {
                 "therapist_id": therapist_id,
