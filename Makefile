@@ -4,17 +4,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: demo test bench install install-dev lint clean
+.PHONY: demo test bench install install-dev lint clean static-vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-install: $(BIN)/python
+install: $(BIN)/python static-vendor
 	$(BIN)/pip install -q -e .
 
-install-dev: $(BIN)/python
+install-dev: $(BIN)/python static-vendor
 	$(BIN)/pip install -q -e '.[dev]'
+
+# The calendar component (FullCalendar, MIT), pinned by package-lock.json, copied into static files.
+FULLCALENDAR := scheduler/static/vendor/fullcalendar/index.global.min.js
+static-vendor: $(FULLCALENDAR)
+
+$(FULLCALENDAR): package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(dir $@)
+	cp node_modules/fullcalendar/index.global.min.js node_modules/fullcalendar/LICENSE.md $(dir $@)
 
 .env:
 	cp .env.example .env
@@ -43,4 +52,4 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) var *.egg-info
+	rm -rf $(VENV) var *.egg-info node_modules scheduler/static/vendor
