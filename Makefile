@@ -16,17 +16,18 @@ install: $(BIN)/python static-vendor
 install-dev: $(BIN)/python static-vendor
 	$(BIN)/pip install -q -e '.[dev]'
 
-# The calendar component (FullCalendar, MIT), pinned by package-lock.json, copied into static files.
-FULLCALENDAR := scheduler/static/vendor/fullcalendar/index.global.min.js
-static-vendor: $(FULLCALENDAR)
+# The calendar component (FullCalendar standard bundle, MIT) and its time-zone plugin (Luxon 3, MIT), pinned
+# by package-lock.json and copied into static files; collectstatic picks them up from there.
+VENDOR := scheduler/static/vendor
+static-vendor: $(VENDOR)/.stamp
 
-$(FULLCALENDAR): package-lock.json
+$(VENDOR)/.stamp: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
-	mkdir -p $(dir $@)
-	cp node_modules/fullcalendar/index.global.min.js node_modules/fullcalendar/LICENSE.md $(dir $@)
-
-.env:
-	cp .env.example .env
+	mkdir -p $(VENDOR)/fullcalendar $(VENDOR)/luxon
+	cp node_modules/fullcalendar/index.global.min.js node_modules/fullcalendar/LICENSE.md $(VENDOR)/fullcalendar/
+	cp node_modules/@fullcalendar/luxon3/index.global.min.js $(VENDOR)/fullcalendar/luxon3.global.min.js
+	cp node_modules/luxon/build/global/luxon.min.js node_modules/luxon/LICENSE.md $(VENDOR)/luxon/
+	touch $@
 
 demo: install .env
 	$(BIN)/python manage.py migrate --noinput
@@ -52,4 +53,4 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) var *.egg-info node_modules scheduler/static/vendor
+	rm -rf $(VENV) var *.egg-info node_modules $(VENDOR)
