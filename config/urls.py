@@ -20,6 +20,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
     path("webhooks/<str:platform>/", webhook_receive, name="webhook"),
+    path("", include("scheduler.urls")),  # /calendar/, /calendar/board/, /login/
 ]
 
 
