@@ -142,6 +142,19 @@ def test_front_desk_books_an_empty_slot_and_a_clash_is_refused_with_its_reason(
     assert "11:00 - 11:50" in shown.inner_text()
     assert shown.evaluate("e => getComputedStyle(e).backgroundColor") == BLUE
     assert shown.locator(".flag").count() == 0
+
+    # Without a mouse: the "New booking" button, date and time fields, all reachable by keyboard.
+    page.get_by_role("button", name="New booking…").focus()
+    page.keyboard.press("Enter")
+    booking.wait_for()
+    booking.get_by_label("Date").fill("2026-12-10")
+    booking.get_by_label("Start time").fill("09:00")
+    before = loads(page)
+    booking.get_by_label("Start time").press("Enter")  # submits the form
+    wait_reloaded(page, before)
+    keyboard_booked = Appointment.objects.get(start=ny(10, 9))
+    assert (keyboard_booked.therapist, keyboard_booked.end) == (scenario.thea, ny(10, 9, 50))
+    assert event(page, keyboard_booked.pk).count() == 1
     assert page.js_errors == []
 
 

@@ -467,34 +467,55 @@
 
   // --- board: booking -----------------------------------------------------------------------------------
 
-  let pendingSlot = null;
+  const bookForm = document.getElementById("book-form");
+
+  function bookingStart() {
+    // The date and time fields are wall-clock time in the board's zone.
+    const zone = calendar.getOption("timeZone");
+    if (!bookForm.date.value || !bookForm.time.value) return null;
+    const start = DateTime.fromISO(`${bookForm.date.value}T${bookForm.time.value}`, { zone });
+    return start.isValid ? start : null;
+  }
+
+  function describeBooking() {
+    const start = bookingStart();
+    const zone = calendar.getOption("timeZone");
+    document.getElementById("book-when").textContent = start
+      ? `From ${start.toFormat("ccc d LLL yyyy, HH:mm")} (${zone}); the service sets the length.`
+      : "Choose a date and a start time.";
+  }
 
   function openBooking(info) {
-    pendingSlot = info;
-    const form = document.getElementById("book-form");
     const error = document.getElementById("book-error");
     error.hidden = true;
     error.textContent = "";
-    if (filters.therapist.value) document.getElementById("book-therapist").value = filters.therapist.value;
     const zone = calendar.getOption("timeZone");
-    document.getElementById("book-when").textContent =
-      `From ${DateTime.fromISO(info.startStr, { zone }).toFormat("ccc d LLL yyyy, HH:mm")} (${zone}); the service sets the length.`;
-    form.dataset.start = info.startStr;
+    for (const node of document.querySelectorAll(".book-zone")) node.textContent = zone;
+    if (filters.therapist.value) document.getElementById("book-therapist").value = filters.therapist.value;
+    const start = info ? DateTime.fromISO(info.startStr, { zone }) : null;
+    bookForm.date.value = start ? start.toISODate() : "";
+    bookForm.time.value = start ? start.toFormat("HH:mm") : "";
+    describeBooking();
     openDialog("book-dialog");
     document.getElementById("book-therapist").focus();
   }
 
-  document.getElementById("book-dialog").addEventListener("close", () => {
-    calendar.unselect();
-    pendingSlot = null;
-  });
+  bookForm.date.addEventListener("change", describeBooking);
+  bookForm.time.addEventListener("change", describeBooking);
+  document.getElementById("new-booking").addEventListener("click", () => openBooking(null));
+  document.getElementById("book-dialog").addEventListener("close", () => calendar.unselect());
 
   document.getElementById("book-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const form = e.target;
     const error = document.getElementById("book-error");
     const service = state.services.get(Number(form.service.value));
-    const start = DateTime.fromISO(form.dataset.start, { setZone: true });
+    const start = bookingStart();
+    if (!start || !service) {
+      error.textContent = "Choose a service, a date and a start time.";
+      error.hidden = false;
+      return;
+    }
     const body = {
       therapist: Number(form.therapist.value),
       service: service.id,
@@ -687,7 +708,15 @@
         conflict.kind === "duplicate"
           ? el("button", { type: "button", "data-action": "merge", text: "Keep this, merge the other", onclick: () => run("merge", a.id) })
           : null,
-        el("button", { type: "button", "data-action": "show", text: "Show", onclick: () => calendar.gotoDate(a.start) }),
+        el("button", {
+          type: "button",
+          "data-action": "show",
+          text: "Show",
+          onclick: () => {
+            document.getElementById("conflict-dialog").close();
+            calendar.gotoDate(a.start);
+          },
+        }),
       );
     });
     for (const blockId of conflict.busy_block_ids || []) {
