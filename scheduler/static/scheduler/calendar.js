@@ -355,7 +355,8 @@
           panel.then(() =>
             requestAnimationFrame(() =>
               requestAnimationFrame(() => {
-                root.dataset.loaded = String(Math.max(seq, Number(root.dataset.loaded || 0)));
+                if (seq !== state.seq) return; // superseded: FullCalendar drops a stale fetch's events
+                root.dataset.loaded = String(seq);
                 if (seq >= state.readySeq) root.dataset.ready = "true";
               }),
             ),
