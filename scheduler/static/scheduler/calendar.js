@@ -523,6 +523,7 @@
       start: start.toISO({ suppressMilliseconds: true }),
       end: start.plus({ minutes: service.durations[0] }).toISO({ suppressMilliseconds: true }),
     };
+    if (filters.office.value) body.office = Number(filters.office.value); // booked at the office in view
     if (form.patient_ref.value.trim()) body.patient_ref = form.patient_ref.value.trim();
     if (form.override_reason && form.override_reason.value.trim()) body.override_reason = form.override_reason.value.trim();
     const submit = document.getElementById("book-submit");
