@@ -265,12 +265,12 @@
   function renderEvent(arg) {
     const props = arg.event.extendedProps;
     if (!props.kind) return true; // the selection mirror: FullCalendar's own rendering
-    const parts = [];
+    const head = [];
     if (props.kind === "appointment" && props.conflicts.length) {
-      parts.push(el("span", { class: "flag", title: "In an open conflict", text: "⚠ Conflict" }));
+      head.push(el("span", { class: "flag", title: "In an open conflict", text: "⚠ Conflict" }));
     }
-    if (arg.timeText) parts.push(el("span", { class: "ev-time", text: arg.timeText }));
-    parts.push(el("span", { class: "ev-title", text: arg.event.title }));
+    if (arg.timeText) head.push(el("span", { class: "ev-time", text: arg.timeText }));
+    const parts = [el("span", { class: "ev-head" }, head), el("span", { class: "ev-title", text: arg.event.title })];
     if (props.kind === "appointment") {
       parts.push(el("span", { class: "ev-status", text: STATUS_LABELS[props.appt.status] || props.appt.status }));
     }
