@@ -208,6 +208,45 @@ def test_dragging_onto_busy_time_asks_first_and_changes_nothing_until_a_choice(
     assert page.js_errors == []
 
 
+def test_an_admin_drags_onto_an_appointment_and_overrides_with_a_reason(
+    open_page: Any, scenario: Scenario, admin_user: Any
+) -> None:
+    page = open_page("ada", "pw-admin-123", f"/calendar/board/?date={DATE}")
+    page.wait_for_function("document.getElementById('calendar-app').dataset.ready === 'true'")
+    moved = scenario.afternoon
+    box = event(page, moved.pk).bounding_box()
+    page.mouse.move(box["x"] + 10, box["y"] + 4)
+    page.mouse.down()
+    x, y = slot_point(page, DATE, "10:00:00")
+    page.mouse.move(x - 20, y, steps=12)
+    page.mouse.move(x - 20, y + 1, steps=2)
+    page.mouse.up()
+    clash = page.locator("#clash-dialog")
+    clash.wait_for()
+    assert clash.locator(f"li[data-appointment='{scenario.confirmed.pk}']").is_visible()
+    assert clash.get_by_role("button", name="Move anyway (opens a conflict for review)").is_hidden()
+    clash.get_by_role("button", name="Move anyway (Admin override)").click()
+    assert clash.locator("#clash-error").inner_text() == "An override needs a reason."
+    moved.refresh_from_db()
+    assert (moved.start, moved.version) == (ny(7, 13), 1)
+
+    clash.get_by_label("Admin override reason").fill("Patient asked, therapist agreed")
+    before = loads(page)
+    clash.get_by_role("button", name="Move anyway (Admin override)").click()
+    wait_reloaded(page, before)
+    moved.refresh_from_db()
+    assert (moved.start, moved.override_reason) == (ny(7, 10), "Patient asked, therapist agreed")
+    assert (
+        Conflict.objects.filter(status="open", kind="overlap", appointments=moved)
+        .filter(appointments=scenario.confirmed)
+        .exists()
+    )
+    entry = AuditLog.objects.filter(action="scheduler.appointment.rescheduled").get()
+    assert entry.actor == admin_user and entry.details["override"] is True
+    page.wait_for_selector(f".fc-event[data-appointment='{moved.pk}'] .flag")
+    assert page.js_errors == []
+
+
 def test_a_therapist_sees_only_their_own_appointments_in_month_week_and_day(
     open_page: Any, scenario: Scenario
 ) -> None:
