@@ -32,7 +32,6 @@
     conflicts: [], // open conflict markers of the last calendar load
     range: null,
     seq: 0, // events requests made; data-requested / data-loaded (painted) let tests wait for a load
-    readySeq: BOARD ? Infinity : 0,
   };
   if (!BOARD) {
     const id = Number(root.dataset.therapist);
@@ -305,6 +304,41 @@
     });
   }
 
+  // Reference data (names, services, offices) comes first, so the first painted load is complete: every
+  // events request waits for it, and nothing is fetched twice.
+  function loadReference() {
+    if (!BOARD) {
+      return listAll("/services/").then((services) => {
+        for (const s of services) state.services.set(s.id, s);
+      });
+    }
+    const zoneSelect = document.getElementById("f-timezone");
+    return Promise.all([listAll("/therapists/"), listAll("/services/"), listAll("/offices/")]).then(
+      ([therapists, services, offices]) => {
+        const zones = new Set([zoneSelect.value, "UTC"]);
+        for (const t of therapists) {
+          state.therapists.set(t.id, t);
+          filters.therapist.append(el("option", { value: t.id, text: t.name }));
+          document.getElementById("book-therapist").append(el("option", { value: t.id, text: `${t.name} (${t.timezone})` }));
+          zones.add(t.timezone);
+        }
+        for (const s of services) {
+          state.services.set(s.id, s);
+          document.getElementById("book-service").append(el("option", { value: s.id, text: `${s.name} (${s.durations[0]} min)` }));
+        }
+        for (const o of offices) {
+          state.offices.set(o.id, o);
+          filters.office.append(el("option", { value: o.id, text: o.name }));
+          zones.add(o.timezone);
+        }
+        for (const z of [...zones].sort()) {
+          if (z !== zoneSelect.value) zoneSelect.append(el("option", { value: z, text: z }));
+        }
+      },
+    );
+  }
+  const referenceReady = loadReference();
+
   const skeleton = document.getElementById("skeleton");
   const narrow = window.matchMedia("(max-width: 575px)").matches;
 
@@ -347,8 +381,8 @@
       state.range = { start: info.startStr, end: info.endStr };
       const seq = ++state.seq;
       root.dataset.requested = String(seq);
-      api("GET", `/calendar/?${params}`)
-        .then((data) => {
+      Promise.all([api("GET", `/calendar/?${params}`), referenceReady])
+        .then(([data]) => {
           success(toEvents(data));
           const panel = BOARD ? renderConflictPanel() : Promise.resolve();
           // A load counter for tests and assistive tooling, bumped once the new events are painted.
@@ -357,7 +391,7 @@
               requestAnimationFrame(() => {
                 if (seq !== state.seq) return; // superseded: FullCalendar drops a stale fetch's events
                 root.dataset.loaded = String(seq);
-                if (seq >= state.readySeq) root.dataset.ready = "true";
+                root.dataset.ready = "true";
               }),
             ),
           );
@@ -417,10 +451,6 @@
   }
 
   if (!BOARD) {
-    listAll("/services/").then((services) => {
-      for (const s of services) state.services.set(s.id, s);
-      calendar.refetchEvents();
-    });
     loadConnections();
     return;
   }
@@ -439,32 +469,6 @@
   for (const select of Object.values(filters)) select.addEventListener("change", refreshDebounced);
   const zoneSelect = document.getElementById("f-timezone");
   zoneSelect.addEventListener("change", () => calendar.setOption("timeZone", zoneSelect.value));
-
-  Promise.all([listAll("/therapists/"), listAll("/services/"), listAll("/offices/")]).then(
-    ([therapists, services, offices]) => {
-      const zones = new Set([zoneSelect.value, "UTC"]);
-      for (const t of therapists) {
-        state.therapists.set(t.id, t);
-        filters.therapist.append(el("option", { value: t.id, text: t.name }));
-        document.getElementById("book-therapist").append(el("option", { value: t.id, text: `${t.name} (${t.timezone})` }));
-        zones.add(t.timezone);
-      }
-      for (const s of services) {
-        state.services.set(s.id, s);
-        document.getElementById("book-service").append(el("option", { value: s.id, text: `${s.name} (${s.durations[0]} min)` }));
-      }
-      for (const o of offices) {
-        state.offices.set(o.id, o);
-        filters.office.append(el("option", { value: o.id, text: o.name }));
-        zones.add(o.timezone);
-      }
-      for (const z of [...zones].sort()) {
-        if (z !== zoneSelect.value) zoneSelect.append(el("option", { value: z, text: z }));
-      }
-      state.readySeq = state.seq + 1; // the next painted load has names and filters: "ready"
-      refresh();
-    },
-  );
 
   // --- board: booking -----------------------------------------------------------------------------------
 
