@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
     path("webhooks/<str:platform>/", webhook_receive, name="webhook"),
     path("integrations/google/", include("integrations.google.urls", namespace="google")),
+    path("", include("scheduler.urls")),  # /calendar/, /calendar/board/, /login/
 ]
 
 
