@@ -48,3 +48,11 @@ def test_a_user_with_no_role_sees_no_calendar_and_no_board(outsider):
 def test_a_wrong_password_is_refused_on_the_sign_in_page(therapist_a):
     response = Client().post("/login/", {"username": "thea", "password": "wrong"})
     assert response.status_code == 200 and "didn't match" in response.content.decode()
+
+
+def test_the_home_page_sends_each_role_to_its_start_page(client, frontdesk_user, therapist_a):
+    assert client.get("/")["Location"].startswith("/login/")
+    client.force_login(frontdesk_user)
+    assert client.get("/")["Location"] == "/admin/"
+    client.force_login(therapist_a.user)
+    assert client.get("/")["Location"] == "/calendar/"
