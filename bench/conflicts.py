@@ -434,37 +434,22 @@ def scan_breakdown() -> dict[str, Any]:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from conflicts.engine import Block, Slot, detect_all
-    from conflicts.services import _persist, _weeks
-    from scheduler.models import OCCUPYING_STATUSES, Appointment, BusyBlock, Service
+    from conflicts.engine import Slot, detect_all
+    from conflicts.services import _gc_paused, _persist, _weeks, scan_load
+    from scheduler.models import OCCUPYING_STATUSES, Appointment, Service
 
     columns = ("pk", "therapist_id", "start", "end", "service_id", "patient_ref", "source_system")
     pieces: dict[str, Any] = {}
     gc.collect()
-    began = time.perf_counter()
     buffers = {
         s.pk: (timedelta(minutes=s.buffer_before_minutes), timedelta(minutes=s.buffer_after_minutes))
         for s in Service.objects.all()
     }
     zero = (timedelta(0), timedelta(0))
     qs = Appointment.objects.filter(status__in=OCCUPYING_STATUSES)
-    slots = [
-        Slot(
-            id=pk,
-            therapist_id=t,
-            start=s,
-            end=e,
-            buffer_before=buffers.get(svc, zero)[0],
-            buffer_after=buffers.get(svc, zero)[1],
-            patient_ref=ref,
-            source_system=src,
-        )
-        for pk, t, s, e, svc, ref, src in qs.values_list(*columns).iterator(chunk_size=10000)
-    ]
-    blocks = [
-        Block(id=pk, therapist_id=t, start=s, end=e)
-        for pk, t, s, e in BusyBlock.objects.values_list("pk", "therapist_id", "start", "end")
-    ]
+    began = time.perf_counter()
+    with _gc_paused():  # as conflicts_scan runs it
+        slots, blocks = scan_load()
     pieces["load"] = time.perf_counter() - began
     pieces["rows"] = len(slots)
 
@@ -475,7 +460,8 @@ def scan_breakdown() -> dict[str, Any]:
     pieces["weeks"] = time.perf_counter() - began
 
     began = time.perf_counter()
-    findings = detect_all(slots, blocks, weeks)
+    with _gc_paused():  # as conflicts_scan runs it
+        findings = detect_all(slots, blocks, weeks)
     pieces["detect"] = time.perf_counter() - began
     pieces["findings"] = len(findings)
 

@@ -222,10 +222,11 @@ def _instant(value: Any) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
-def conflicts_scan(*, start: datetime | None = None, end: datetime | None = None) -> DetectResult:
-    """Full scan: every therapist's occupying appointments (optionally within a window) in one engine pass.
+def scan_load(start: datetime | None = None, end: datetime | None = None) -> tuple[list[Slot], list[Block]]:
+    """Every occupying appointment (optionally within a window) as engine slots, and the busy blocks.
 
-    Reads plain tuples rather than model instances; at 500k appointments that is most of the time saved.
+    Reads plain tuples from the cursor rather than model instances; at 500k appointments that is most of
+    the time saved. Call it with the cyclic GC paused (see conflicts_scan).
     """
     buffers = {
         s.pk: (timedelta(minutes=s.buffer_before_minutes), timedelta(minutes=s.buffer_after_minutes))
@@ -238,28 +239,34 @@ def conflicts_scan(*, start: datetime | None = None, end: datetime | None = None
         qs, blocks_qs = qs.filter(end__gt=start), blocks_qs.filter(end__gt=start)
     if end is not None:
         qs, blocks_qs = qs.filter(start__lt=end), blocks_qs.filter(start__lt=end)
+    fields = ("pk", "therapist_id", "start", "end", "service_id", "patient_ref", "source_system")
+    # Appointments sit on a clock grid, so a year holds only tens of thousands of distinct instants: each
+    # raw value is converted once (and the datetimes shared), not once per row.
+    instants: dict[Any, datetime] = {}
+
+    def instant(raw: Any) -> datetime:
+        value = instants.get(raw)
+        if value is None:
+            value = instants[raw] = _instant(raw)
+        return value
+
+    slots = [
+        Slot(pk, t, instant(s), instant(e), *buffers.get(svc, zero), ref, src)
+        for pk, t, s, e, svc, ref, src in _raw_rows(qs.order_by().values_list(*fields))
+    ]
+    blocks = [
+        Block(id=pk, therapist_id=t, start=s, end=e)
+        for pk, t, s, e in blocks_qs.values_list("pk", "therapist_id", "start", "end")
+    ]
+    return slots, blocks
+
+
+def conflicts_scan(*, start: datetime | None = None, end: datetime | None = None) -> DetectResult:
+    """Full scan: every therapist's occupying appointments (optionally within a window) in one engine pass."""
     # Hundreds of thousands of fresh objects would trigger the cyclic GC again and again while nothing
     # here can form a cycle; pausing it for the load and the engine pass saves about a second at 500k.
     with _gc_paused():
-        fields = ("pk", "therapist_id", "start", "end", "service_id", "patient_ref", "source_system")
-        # Appointments sit on a clock grid, so a year holds only tens of thousands of distinct instants:
-        # each raw value is converted once (and the datetimes shared), not once per row.
-        instants: dict[Any, datetime] = {}
-
-        def instant(raw: Any) -> datetime:
-            value = instants.get(raw)
-            if value is None:
-                value = instants[raw] = _instant(raw)
-            return value
-
-        slots = [
-            Slot(pk, t, instant(s), instant(e), *buffers.get(svc, zero), ref, src)
-            for pk, t, s, e, svc, ref, src in _raw_rows(qs.order_by().values_list(*fields))
-        ]
-        blocks = [
-            Block(id=pk, therapist_id=t, start=s, end=e)
-            for pk, t, s, e in blocks_qs.values_list("pk", "therapist_id", "start", "end")
-        ]
+        slots, blocks = scan_load(start, end)
         lo = start or (min(s.start for s in slots) if slots else timezone.now())
         hi = end or (max(s.end for s in slots) if slots else timezone.now())
         therapist_ids = {s.therapist_id for s in slots}
