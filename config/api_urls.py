@@ -23,6 +23,7 @@ urlpatterns = [
     path(
         "appointments/<int:pk>/status/", scheduling.AppointmentStatusApi.as_view(), name="appointment-status"
     ),
+    path("appointments/ical", scheduling.AppointmentIcalExportApi.as_view(), name="appointments-ical"),
     path("appointments/<int:pk>/ical", scheduling.AppointmentIcalApi.as_view(), name="appointment-ical"),
     path("calendar/", scheduling.CalendarApi.as_view(), name="calendar"),
     path("therapists/", scheduling.TherapistListApi.as_view(), name="therapists"),
@@ -36,6 +37,11 @@ urlpatterns = [
         "therapists/<int:pk>/free-slots/",
         scheduling.TherapistFreeSlotsApi.as_view(),
         name="therapist-free-slots",
+    ),
+    path(
+        "therapists/<int:pk>/calendar-feed/",
+        scheduling.TherapistCalendarFeedApi.as_view(),
+        name="therapist-calendar-feed",
     ),
     path("therapists/<int:pk>/time-off/", scheduling.TimeOffApi.as_view(), name="therapist-time-off"),
     path("patients/", scheduling.PatientCreateApi.as_view(), name="patients"),

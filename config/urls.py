@@ -10,6 +10,7 @@ from django.views.generic import RedirectView
 
 from integrations.views import webhook_receive
 from lib.api import error_body
+from scheduler.views import calendar_feed
 
 admin.site.site_header = "Clinic scheduling hub"
 admin.site.site_title = "Clinic hub"
@@ -20,6 +21,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
     path("webhooks/<str:platform>/", webhook_receive, name="webhook"),
+    path("feeds/<str:token>.ics", calendar_feed, name="calendar-feed"),
 ]
 
 

@@ -240,8 +240,23 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # The demo's platform emulators (`manage.py run_emulators`) and where they announce webhooks.
-EMULATOR_PORTS = {"zocdoc": env.int("EMULATOR_ZOCDOC_PORT", default=8701)}
+EMULATOR_PORTS = {
+    "zocdoc": env.int("EMULATOR_ZOCDOC_PORT", default=8701),
+    "simplepractice": env.int("EMULATOR_SIMPLEPRACTICE_PORT", default=8704),
+}
 DEMO_HUB_URL = env.str("DEMO_HUB_URL", default="http://127.0.0.1:8000")
+
+# iCalendar export, subscription feeds and import (docs/ical.md).
+ICS_ALARM_MINUTES = env.list("ICS_ALARM_MINUTES", cast=int, default=[60, 1440])  # VALARM lead times
+ICS_FEED_PAST_DAYS = env.int("ICS_FEED_PAST_DAYS", default=30)
+ICS_FEED_FUTURE_DAYS = env.int("ICS_FEED_FUTURE_DAYS", default=365)
+ICS_FEED_REFRESH_MINUTES = env.int("ICS_FEED_REFRESH_MINUTES", default=15)
+ICS_FEED_CACHE_SECONDS = env.int("ICS_FEED_CACHE_SECONDS", default=24 * 60 * 60)
+ICS_IMPORT_MAX_BYTES = env.int("ICS_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
+# Uploads larger than this run as a background job (202 + job URL) instead of inside the request.
+ICS_IMPORT_BACKGROUND_BYTES = env.int("ICS_IMPORT_BACKGROUND_BYTES", default=256 * 1024)
+ICS_IMPORT_WINDOW_PAST_DAYS = env.int("ICS_IMPORT_WINDOW_PAST_DAYS", default=30)
+ICS_IMPORT_WINDOW_FUTURE_DAYS = env.int("ICS_IMPORT_WINDOW_FUTURE_DAYS", default=365)
 
 LOGGING = {
     "version": 1,
