@@ -21,7 +21,12 @@ ROLE_PERMISSIONS: dict[str, dict[str, Any]] = {
         "scheduler": ALL,
         "conflicts": ALL,
         # Sync state and the write queue are visible; credentials are never shown (see integrations.admin).
-        "integrations": ["view_connection", "view_apiwritequeue", "view_externalrecord"],
+        "integrations": [
+            "view_connection",
+            "view_apiwritequeue",
+            "retry_apiwritequeue",
+            "view_externalrecord",
+        ],
     },
     THERAPIST: {},
 }

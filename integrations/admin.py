@@ -11,7 +11,7 @@ from audit.services import audit_record
 from lib.admin import AuditedModelAdmin
 
 from .models import APIWriteQueue, Connection, SyncRun
-from .services import connection_schedule
+from .services import connection_schedule, write_jobs_retry
 
 
 class SyncRunInline(admin.TabularInline):
@@ -121,6 +121,20 @@ class APIWriteQueueAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "target_system", "operation")
     readonly_fields = [f.name for f in APIWriteQueue._meta.fields]
+    actions = ["retry"]
+
+    @admin.action(description="Send again now", permissions=["retry"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[APIWriteQueue]) -> None:
+        n = write_jobs_retry(actor=request.user, jobs=queryset)
+        self.message_user(
+            request,
+            f"{n} job{'' if n == 1 else 's'} will be sent again at the next drain (within a minute); "
+            "jobs neither dead nor failed were left as they were.",
+            messages.SUCCESS if n else messages.WARNING,
+        )
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("integrations.retry_apiwritequeue")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -104,6 +104,16 @@ class PushResult:
     version: str = ""
 
 
+def deterministic_event_id(uid: str) -> str:
+    """The external event id of a hub appointment: base32hex (RFC 4648 §7, lowercase, unpadded) of its
+    UUID's bytes. Valid as a Google event id (a-v, 0-9, 5-1024 chars) and a CalDAV resource name, and the
+    same on every retry, so a create the platform already accepted is found, not duplicated."""
+    import base64
+    import uuid
+
+    return base64.b32hexencode(uuid.UUID(uid).bytes).decode().rstrip("=").lower()
+
+
 class Connector:
     """Base class of every platform connector. Subclasses set the class attributes and override methods."""
 
@@ -112,6 +122,9 @@ class Connector:
     min_sync_interval: ClassVar[timedelta] = timedelta(minutes=5)
     #: Whether the hub may write appointments to this platform (two-way calendars).
     supports_write: ClassVar[bool] = False
+    #: The write budget per connection: at most this many pushes a minute, whatever the number of workers
+    #: (a connection's ``config["write_rate_per_minute"]`` may lower or raise it).
+    write_rate_per_minute: ClassVar[int] = 60
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -121,7 +134,16 @@ class Connector:
         raise NotImplementedError
 
     def push(self, job: APIWriteQueue) -> PushResult:
-        """Create, update or delete the external event for ``job.appointment`` (idempotently)."""
+        """Create, update or delete the external event for ``job.appointment``, idempotently.
+
+        ``job.operation`` is create / update / delete; ``job.payload`` is the PHI-free projection
+        (integrations.services.appointment_projection). The event's id must be derived from
+        ``job.payload["uid"]`` (deterministic), so that a create retried after a timeout the platform had
+        in fact accepted finds the event instead of making a second one ("already exists" is success); an
+        update of a missing event creates it; a delete of a missing event succeeds. Raise
+        :class:`ConnectorError` (with ``retry_after`` when the platform says) for what a retry can fix,
+        ``permanent=True`` for what it cannot, :class:`ConnectorAuthError` when credentials are refused.
+        """
         raise ConnectorError(f"{self.platform} does not accept writes from the hub.", permanent=True)
 
     def parse_webhook(self, request: HttpRequest) -> list[str]:

@@ -147,13 +147,33 @@ class APIWriteQueue(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     idempotency_key = models.CharField(max_length=200, unique=True)
+    # The lease of the worker sending it: an in-flight job whose lease ran out (the worker died) is due
+    # again; the platform event's deterministic id makes the resend converge instead of duplicating.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    external_id = models.CharField(max_length=255, blank=True, help_text="The platform's id of the event.")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["created"]
         verbose_name = "API write queue job"
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        permissions = [("retry_apiwritequeue", "Can send a dead or failed write again")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["connection", "last_attempt_at"], name="writejob_conn_attempt_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "in_flight", "done", "failed", "dead"]),
+                name="writejob_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="in_flight") | Q(claimed_until__isnull=False),
+                name="writejob_in_flight_has_lease",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.operation} {self.appointment_id} → {self.target_system} ({self.status})"

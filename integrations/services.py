@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -11,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -22,10 +24,11 @@ from scheduler.models import (
     Appointment,
     AppointmentStatus,
     AppointmentType,
+    BusyBlock,
     Therapist,
 )
 
-from .base import ConnectorAuthError, ConnectorError, CursorExpired, FetchResult
+from .base import ConnectorAuthError, ConnectorError, CursorExpired, ExternalEvent, FetchResult
 from .models import WRITABLE_PLATFORMS, APIWriteQueue, Connection, ExternalRecord, SyncRun
 
 
@@ -213,6 +216,107 @@ def _detect_touched(touched: dict[int, list[datetime]]) -> None:
         conflicts_detect(therapist_ids=[therapist_id], start=min(instants), end=max(instants))
 
 
+def _busy_apply(
+    connection: Connection,
+    items: list[tuple[ExternalEvent, ExternalRecord | None]],
+    *,
+    therapist_for: Any,
+    complete_window: tuple[datetime, datetime] | None,
+    seen: Any,
+    now: datetime,
+    counts: SyncCounts,
+    touched: dict[int, list[datetime]],
+    touched_records: list[ExternalRecord],
+    new_records: list[ExternalRecord],
+) -> None:
+    """External busy time (calendar events the hub did not write): BusyBlock rows, no details kept.
+
+    A block is removed only on an authoritative "gone": a tombstone (deleted, cancelled, now free or
+    declined, as the connector decides) or its absence from a complete read of the window. The ledger row
+    stays (tombstoned), so a block that comes back is recreated, not duplicated.
+    """
+    new_blocks: list[BusyBlock] = []
+    block_records: list[ExternalRecord] = []  # the ledger row of each new block, in order
+    changed: list[BusyBlock] = []
+    gone: list[tuple[BusyBlock, ExternalRecord]] = []
+    for event, rec in items:
+        block = rec.busy_block if rec is not None else None
+        if event.deleted or not event.busy_only:
+            if not event.busy_only and not event.deleted:
+                # It was busy time and is now reported as an appointment: take the block away first; the
+                # next sync (or a full read) brings the appointment through the appointment path.
+                counts.errors.append(f"{event.external_id}: changed from busy time to an appointment")
+            if block is not None:
+                gone.append((block, rec))
+            elif rec is not None and not rec.tombstone_reason:
+                rec.tombstone_reason, rec.last_seen_at = "deleted at source", now
+                touched_records.append(rec)
+            continue
+        therapist_id = therapist_for(event.provider_key)
+        if therapist_id is None:
+            counts.errors.append(
+                f"{event.external_id}: no therapist mapped for provider {event.provider_key!r}"
+            )
+            continue
+        if event.start is None or event.end is None or not event.start < event.end:
+            counts.errors.append(f"{event.external_id}: missing or inverted start/end")
+            continue
+        if block is None:
+            block = BusyBlock(
+                therapist_id=therapist_id,
+                start=event.start,
+                end=event.end,
+                source_system=connection.platform,
+                connection=connection,
+                external_id=f"{event.external_id}/{event.recurrence_id}"[:255]
+                if event.recurrence_id
+                else event.external_id[:255],
+            )
+            new_blocks.append(block)
+            if rec is None:
+                rec = ExternalRecord(
+                    connection=connection, external_id=event.external_id, recurrence_id=event.recurrence_id
+                )
+                new_records.append(rec)
+            else:
+                touched_records.append(rec)
+            block_records.append(rec)
+            counts.created += 1
+        else:
+            touched.setdefault(block.therapist_id, []).extend([block.start, block.end])
+            block.therapist_id, block.start, block.end, block.updated = (
+                therapist_id,
+                event.start,
+                event.end,
+                now,
+            )
+            changed.append(block)
+            touched_records.append(rec)
+            counts.updated += 1
+        rec.version, rec.last_seen_at, rec.tombstone_reason = event.version, now, ""
+        touched.setdefault(therapist_id, []).extend([event.start, event.end])
+
+    if complete_window is not None:
+        lo, hi = complete_window
+        for rec in ExternalRecord.objects.filter(
+            connection=connection, busy_block__start__lt=hi, busy_block__end__gt=lo
+        ).select_related("busy_block"):
+            if not seen(rec):
+                gone.append((rec.busy_block, rec))
+    for block, rec in gone:
+        rec.busy_block, rec.tombstone_reason, rec.last_seen_at = None, "deleted at source", now
+        if rec.pk is not None:
+            touched_records.append(rec)
+        touched.setdefault(block.therapist_id, []).extend([block.start, block.end])
+        counts.cancelled += 1
+    for chunk in _chunks([block.pk for block, _ in gone]):
+        BusyBlock.objects.filter(pk__in=chunk).delete()
+    BusyBlock.objects.bulk_create(new_blocks, batch_size=500)
+    for block, rec in zip(new_blocks, block_records, strict=True):
+        rec.busy_block = block
+    BusyBlock.objects.bulk_update(changed, ["therapist", "start", "end", "updated"], batch_size=500)
+
+
 def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
     """Apply one fetched batch: upsert canonical appointments, update the ledger, apply only authoritative
     deletions, detect conflicts on what changed. Idempotent; older versions never win. (Busy time is
@@ -231,7 +335,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
         for chunk in _chunks(keys):
             for rec in (
                 ExternalRecord.objects.filter(connection=connection, external_id__in=chunk)
-                .select_related("appointment")
+                .select_related("appointment", "busy_block")
                 .defer("appointment__raw")
             ):
                 ledger[(rec.external_id, rec.recurrence_id)] = rec
@@ -242,8 +346,18 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
         touched: dict[int, list[datetime]] = {}
         cancel_ids: list[int] = []  # authoritative deletions: one UPDATE, no full-row rewrite
         linked: list[ExternalRecord] = []  # the ledger row of each new appointment, in order
+        busy: list[tuple[ExternalEvent, ExternalRecord | None]] = []  # external busy time, applied apart
         for event in result.events:
             rec = ledger.get((event.external_id, event.recurrence_id))
+            if (
+                rec is not None
+                and rec.appointment is not None
+                and rec.appointment.connection_id != connection.pk
+            ):
+                # The hub's own appointment that the write queue put on this calendar: reading it back is an
+                # echo, never a change of the appointment (calendar connectors apply their own rule).
+                counts.unchanged += 1
+                continue
             # A record tombstoned because a complete read missed it is re-applied when it shows up again.
             fresh = (
                 rec is None or event.deleted or rec.tombstone_reason or _is_newer(event.version, rec.version)
@@ -251,8 +365,8 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
             if not fresh:
                 counts.unchanged += 1
                 continue
-            if event.busy_only:
-                counts.errors.append(f"{event.external_id}: busy time is handled by calendar connectors")
+            if event.busy_only or (rec is not None and rec.busy_block_id is not None):
+                busy.append((event, rec))
                 continue
             if event.deleted:
                 appt = rec.appointment if rec is not None else None
@@ -329,9 +443,29 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                     counts.updated += 1
             touched.setdefault(therapist_id, []).extend([event.start, event.end])
 
+        # Identity is external id + recurrence id: one vanished occurrence of a series is gone on its own.
+        returned = {(e.external_id, e.recurrence_id) for e in result.events}
+
+        def seen(rec: ExternalRecord) -> bool:
+            return (
+                rec.external_id,
+                rec.recurrence_id,
+            ) in returned or rec.external_id in result.unreadable_ids
+
+        _busy_apply(
+            connection,
+            busy,
+            therapist_for=lambda key: connection.therapist_id or provider_map.get(key),
+            complete_window=result.complete_window,
+            seen=seen,
+            now=now,
+            counts=counts,
+            touched=touched,
+            touched_records=touched_records,
+            new_records=new_records,
+        )
         if result.complete_window is not None:
             lo, hi = result.complete_window
-            seen = {e.external_id for e in result.events} | set(result.unreadable_ids)
             gone = (
                 ExternalRecord.objects.filter(
                     connection=connection,
@@ -344,7 +478,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 .defer("appointment__raw")
             )
             for rec in gone:
-                if rec.external_id in seen:
+                if seen(rec):
                     continue
                 appt = rec.appointment
                 cancel_ids.append(appt.pk)
@@ -382,7 +516,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
             update_conflicts=True,
             unique_fields=["id"],
             batch_size=500,
-            update_fields=["appointment", "version", "last_seen_at", "tombstone_reason"],
+            update_fields=["appointment", "busy_block", "version", "last_seen_at", "tombstone_reason"],
         )
         for chunk in _chunks(cancel_ids):
             Appointment.objects.filter(pk__in=chunk).update(
@@ -529,3 +663,292 @@ def connection_request_sync(*, actor: Any | None, connection: Connection, reason
         )
         connection_id = connection.pk
         transaction.on_commit(lambda: connection_sync_task.delay(connection_id))
+
+
+# --- write queue drain ----------------------------------------------------------------------------
+
+#: How long a worker may hold a claimed job before another worker may take it (a crash mid-send). Longer
+#: than a batch of pushes can take; the deterministic event id makes a resend after expiry converge.
+WRITE_LEASE = timedelta(minutes=10)
+WRITE_BATCH = 10
+WRITE_MAX_ATTEMPTS = 8
+WRITE_BACKOFF_BASE = 30.0  # seconds; doubles per attempt
+WRITE_BACKOFF_CAP = 3600.0
+_ACTIVE = (APIWriteQueue.Status.PENDING, APIWriteQueue.Status.FAILED, APIWriteQueue.Status.IN_FLIGHT)
+
+
+@dataclass
+class DrainCounts:
+    sent: int = 0
+    retrying: int = 0
+    dead: int = 0
+    waiting: int = 0  # claimed but put back unsent: rate limited, or the credentials need a human
+
+    def __iadd__(self, other: DrainCounts) -> DrainCounts:
+        for name in ("sent", "retrying", "dead", "waiting"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+
+def _due(now: datetime) -> Q:
+    return Q(
+        status__in=[APIWriteQueue.Status.PENDING, APIWriteQueue.Status.FAILED], next_attempt_at__lte=now
+    ) | Q(status=APIWriteQueue.Status.IN_FLIGHT, claimed_until__lte=now)
+
+
+def write_backoff(attempts: int, retry_after: float | None, rng: random.Random | None = None) -> timedelta:
+    """When to try again: exponential with jitter (half the ceiling fixed, half random, so jobs that failed
+    together spread out but none comes back at once); never sooner than the platform's Retry-After."""
+    rng = rng or random.Random()
+    ceiling = min(WRITE_BACKOFF_CAP, WRITE_BACKOFF_BASE * 2 ** max(0, attempts - 1))
+    delay = rng.uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        retry_after = max(0.0, float(retry_after))
+        delay = retry_after + rng.uniform(0, 1 + retry_after / 10)
+    return timedelta(seconds=delay)
+
+
+def _write_budget(connection: Connection, connector: type[Any]) -> int:
+    try:
+        return int((connection.config or {}).get("write_rate_per_minute", connector.write_rate_per_minute))
+    except (TypeError, ValueError):
+        return connector.write_rate_per_minute
+
+
+def write_queue_claim(*, connection_id: int, limit: int = WRITE_BATCH) -> list[APIWriteQueue]:
+    """Claim up to ``limit`` due jobs of one connection for this worker, within its rate budget.
+
+    The connection row is locked (SKIP LOCKED: a worker already claiming for it is not waited for), so
+    the budget check and the claim are one step across workers; the jobs themselves are taken FOR UPDATE
+    SKIP LOCKED and leased. Only the oldest unfinished job of each appointment is due: an update never
+    overtakes its create. On SQLite, IMMEDIATE transactions serialise claims instead.
+    """
+    from .registry import connector_class
+
+    now = timezone.now()
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update(skip_locked=True).filter(pk=connection_id).first()
+        if connection is None or connection.status in (
+            Connection.Status.PAUSED,
+            Connection.Status.NEEDS_REAUTH,
+        ):
+            return []  # claimed by another worker right now, gone, or waiting for a human
+        try:
+            connector = connector_class(connection.platform)
+        except LookupError:
+            return []
+        spent = APIWriteQueue.objects.filter(
+            connection=connection, last_attempt_at__gt=now - timedelta(minutes=1)
+        ).count()
+        budget = min(limit, _write_budget(connection, connector) - spent)
+        if budget <= 0:
+            return []
+        earlier = APIWriteQueue.objects.filter(
+            connection_id=OuterRef("connection_id"),
+            appointment_id=OuterRef("appointment_id"),
+            status__in=_ACTIVE,
+            pk__lt=OuterRef("pk"),
+        )
+        jobs = list(
+            APIWriteQueue.objects.select_for_update(skip_locked=True)
+            .filter(_due(now), connection=connection)
+            .exclude(Exists(earlier))
+            .order_by("pk")[:budget]
+        )
+        if not jobs:
+            return []
+        APIWriteQueue.objects.filter(pk__in=[j.pk for j in jobs]).update(
+            status=APIWriteQueue.Status.IN_FLIGHT,
+            claimed_until=now + WRITE_LEASE,
+            last_attempt_at=now,
+            attempts=F("attempts") + 1,
+            updated=now,
+        )
+    for job in jobs:
+        job.status, job.claimed_until, job.last_attempt_at = (
+            APIWriteQueue.Status.IN_FLIGHT,
+            now + WRITE_LEASE,
+            now,
+        )
+        job.attempts += 1
+        job.connection = connection
+    return jobs
+
+
+def _write_job_finish(job: APIWriteQueue, action: str, details: dict[str, Any], **changes: Any) -> bool:
+    """Move a job we hold (in flight, our lease) to its outcome, audited. False if it is no longer ours."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = APIWriteQueue.objects.filter(
+            pk=job.pk, status=APIWriteQueue.Status.IN_FLIGHT, claimed_until=job.claimed_until
+        ).update(claimed_until=None, updated=now, **changes)
+        if not updated:
+            return False  # the lease ran out and another worker took it over: its outcome stands
+        for name, value in changes.items():
+            setattr(job, name, value)
+        job.claimed_until = None
+        audit_record(
+            actor=None,
+            action=action,
+            target=job,
+            details={
+                "appointment_id": job.appointment_id,
+                "connection_id": job.connection_id,
+                "operation": job.operation,
+                "attempts": job.attempts,
+                **details,
+            },
+        )
+        if action == "integrations.write.sent":
+            _write_ledger(job, now)
+    return True
+
+
+def _write_ledger(job: APIWriteQueue, now: datetime) -> None:
+    """The ledger learns which external event is the appointment, so reading it back is recognised."""
+    if not job.external_id:
+        return
+    if job.operation == APIWriteQueue.Operation.DELETE:
+        ExternalRecord.objects.filter(connection_id=job.connection_id, external_id=job.external_id).update(
+            tombstone_reason="deleted by the hub", last_seen_at=now
+        )
+        return
+    ExternalRecord.objects.update_or_create(
+        connection_id=job.connection_id,
+        external_id=job.external_id,
+        recurrence_id="",
+        defaults={
+            "appointment_id": job.appointment_id,
+            "version": str(job.payload.get("version", "")),
+            "last_seen_at": now,
+            "tombstone_reason": "",
+        },
+    )
+
+
+def _write_jobs_release(jobs: list[APIWriteQueue], *, until: datetime, reason: str) -> int:
+    """Put claimed jobs back unsent, without counting an attempt (rate limit, credentials refused)."""
+    released = APIWriteQueue.objects.filter(
+        pk__in=[j.pk for j in jobs], status=APIWriteQueue.Status.IN_FLIGHT
+    ).update(
+        status=APIWriteQueue.Status.PENDING,
+        claimed_until=None,
+        next_attempt_at=until,
+        attempts=F("attempts") - 1,
+        last_error=reason,
+        updated=timezone.now(),
+    )
+    return released
+
+
+def _write_send(connection: Connection, jobs: list[APIWriteQueue]) -> DrainCounts:
+    from .registry import connector_class
+
+    counts = DrainCounts()
+    connector = connector_class(connection.platform)(connection)
+    for i, job in enumerate(jobs):
+        try:
+            result = connector.push(job)
+        except ConnectorAuthError as exc:
+            # Nothing more can go out until a human re-authorises; the queue waits, attempts uncounted.
+            counts.waiting += _write_jobs_release(jobs[i:], until=timezone.now(), reason=exc.message)
+            _connection_needs_reauth(connection, exc.message)
+            break
+        except ConnectorError as exc:
+            if exc.permanent or job.attempts >= WRITE_MAX_ATTEMPTS:
+                why = (
+                    exc.message if exc.permanent else f"gave up after {job.attempts} attempts: {exc.message}"
+                )
+                counts.dead += _write_job_finish(
+                    job,
+                    "integrations.write.dead",
+                    {"error": why},
+                    status=APIWriteQueue.Status.DEAD,
+                    last_error=why,
+                )
+                continue
+            retry_at = timezone.now() + write_backoff(job.attempts, exc.retry_after)
+            counts.retrying += _write_job_finish(
+                job,
+                "integrations.write.retry_scheduled",
+                {"error": exc.message, "retry_at": retry_at.isoformat()},
+                status=APIWriteQueue.Status.FAILED,
+                next_attempt_at=retry_at,
+                last_error=exc.message,
+            )
+            if exc.retry_after is not None:
+                # The platform asked this connection to slow down: the rest of the batch waits as long.
+                counts.waiting += _write_jobs_release(jobs[i + 1 :], until=retry_at, reason=exc.message)
+                break
+        else:
+            counts.sent += _write_job_finish(
+                job,
+                "integrations.write.sent",
+                {"external_id": result.external_id},
+                status=APIWriteQueue.Status.DONE,
+                sent_at=timezone.now(),
+                external_id=result.external_id,
+                last_error="",
+            )
+    return counts
+
+
+def _connection_needs_reauth(connection: Connection, message: str) -> None:
+    with transaction.atomic():
+        Connection.objects.filter(pk=connection.pk).update(
+            status=Connection.Status.NEEDS_REAUTH, last_error=message, updated=timezone.now()
+        )
+        audit_record(
+            actor=None,
+            action="integrations.connection.needs_reauth",
+            target=connection,
+            details={"error": message},
+        )
+    connection.status = Connection.Status.NEEDS_REAUTH
+    connection_schedule(connection=connection)
+
+
+def write_queue_drain(*, time_limit: float = 50.0, batch_size: int = WRITE_BATCH) -> DrainCounts:
+    """Send what is due, connection by connection in small batches within each one's rate budget, until
+    nothing due can be claimed or ``time_limit`` seconds have passed (the beat task runs every minute).
+
+    Safe to run in any number of workers at once: each job is claimed by exactly one of them.
+    """
+    started = time.monotonic()
+    total = DrainCounts()
+    while time.monotonic() - started < time_limit:
+        progressed = False
+        now = timezone.now()
+        connection_ids = list(
+            APIWriteQueue.objects.filter(_due(now))
+            .order_by()
+            .values_list("connection_id", flat=True)
+            .distinct()
+        )
+        for connection_id in connection_ids:
+            jobs = write_queue_claim(connection_id=connection_id, limit=batch_size)
+            if jobs:
+                progressed = True
+                total += _write_send(jobs[0].connection, jobs)
+        if not progressed:
+            break
+    return total
+
+
+def write_jobs_retry(*, actor: Any, jobs: Any) -> int:
+    """Staff: send dead (or backing-off) jobs again now, from a fresh attempt count. Audited."""
+    retried = 0
+    with transaction.atomic():
+        for job in jobs.select_for_update().filter(
+            status__in=[APIWriteQueue.Status.DEAD, APIWriteQueue.Status.FAILED]
+        ):
+            job.status, job.attempts, job.next_attempt_at = APIWriteQueue.Status.PENDING, 0, timezone.now()
+            job.save(update_fields=["status", "attempts", "next_attempt_at", "updated"])
+            audit_record(
+                actor=actor,
+                action="integrations.write.retry_requested",
+                target=job,
+                details={"appointment_id": job.appointment_id, "last_error": job.last_error[:500]},
+            )
+            retried += 1
+    return retried

@@ -12,3 +12,12 @@ def connection_sync_task(connection_id: int) -> dict[str, object] | None:
     if run is None:
         return None
     return {"run": run.pk, "status": run.status, "created": run.created, "updated": run.updated}
+
+
+@shared_task(acks_late=True)
+def write_queue_drain_task() -> dict[str, int]:
+    """Beat, every minute: send the due APIWriteQueue jobs. Any number may run at once (jobs are claimed)."""
+    from integrations.services import write_queue_drain
+
+    counts = write_queue_drain()
+    return {"sent": counts.sent, "retrying": counts.retrying, "dead": counts.dead, "waiting": counts.waiting}

@@ -250,9 +250,32 @@ class ConflictFilter(admin.SimpleListFilter):
         return queryset
 
 
+class WriteJobInline(admin.TabularInline):
+    """The appointment's writes to external calendars: a dead one shows why it gave up (retry it from the
+    write queue's admin)."""
+
+    from integrations.models import APIWriteQueue as model
+
+    fk_name = "appointment"
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ("connection", "operation", "status", "attempts", "next_attempt_at", "sent_at", "last_error")
+    readonly_fields = fields
+    verbose_name = "write to an external calendar"
+    verbose_name_plural = "writes to external calendars"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Appointment)
 class AppointmentAdmin(admin.ModelAdmin):
     form = AppointmentForm
+    inlines = [WriteJobInline]
     list_display = (
         "id",
         "when_local",
@@ -283,6 +306,9 @@ class AppointmentAdmin(admin.ModelAdmin):
         "updated",
         "uid",
     )
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        return self.inlines if obj is not None else []  # a new booking has no writes yet
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Appointment]:
         open_conflicts = Count("conflicts", filter=Q(conflicts__status="open"), distinct=True)

@@ -3,71 +3,28 @@ kombu's filesystem transport on the SQLite run, Redis on the PostgreSQL run."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from config.celery import app as celery_app
 from conflicts.models import Conflict
 from scheduler.services import appointment_book, therapist_set_working_hours
+from tests.workers import purge_queue, start_worker, stop_worker
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.dbspecific]
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
 @pytest.fixture
 def worker(transactional_db, tmp_path: Path):
     celery_app.conf.task_always_eager = False
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("celery")  # nothing left over from an earlier run
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-    }
-    log = (tmp_path / "worker.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "info",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=settings.BASE_DIR,
-    )
+    purge_queue()
+    proc = start_worker(tmp_path / "worker.log")
     yield proc, tmp_path / "worker.log"
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_worker(proc)
     celery_app.conf.task_always_eager = True
 
 

@@ -236,6 +236,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conflicts.tasks.conflicts_scan_task",
         "schedule": crontab(hour=3, minute=0),
     },
+    "write-queue-drain": {"task": "integrations.tasks.write_queue_drain_task", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 

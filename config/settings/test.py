@@ -32,3 +32,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+# "platform=dotted.path,...": the write-queue tests point a writable platform at a recording calendar,
+# for this process and the worker processes they start.
+CONNECTOR_OVERRIDES = dict(
+    item.split("=", 1) for item in os.environ.get("HUB_TEST_CONNECTORS", "").split(",") if "=" in item
+)

@@ -11,7 +11,7 @@ from conflicts.models import Conflict
 from integrations.base import ExternalEvent, FetchResult
 from integrations.models import Connection, ExternalRecord
 from integrations.services import patient_pseudonym, sync_apply
-from scheduler.models import Appointment
+from scheduler.models import Appointment, BusyBlock
 from scheduler.services import appointment_book
 
 SLOT = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
@@ -148,3 +148,81 @@ def test_a_ledger_row_whose_appointment_was_deleted_is_relinked_not_duplicated(z
     assert counts.created == 1
     rec = ExternalRecord.objects.get(external_id="a")
     assert rec.appointment == Appointment.objects.get(external_id="a")
+
+
+# --- external busy time ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def calendar(therapist_a):
+    return Connection.objects.create(platform="google", display_name="Google", therapist=therapist_a)
+
+
+def busy(eid: str, hours: int = 0, **kw) -> ExternalEvent:
+    return event(eid, hours, busy_only=True, patient_key="", **kw)
+
+
+def test_busy_time_becomes_busy_blocks_without_details_and_opens_external_busy_conflicts(
+    calendar, therapist_a, frontdesk_user
+):
+    booked = appointment_book(
+        actor=frontdesk_user, therapist=therapist_a, start=SLOT, end=SLOT + timedelta(minutes=50)
+    )
+    counts = sync_apply(connection=calendar, result=FetchResult([busy("g1"), busy("g2", 3)]))
+    assert (counts.created, counts.errors) == (2, [])
+    assert not Appointment.objects.filter(connection=calendar).exists()
+    block = BusyBlock.objects.get(external_id="g1")
+    assert (block.therapist, block.source_system, block.start) == (therapist_a, "google", SLOT)
+    assert ExternalRecord.objects.get(external_id="g1").busy_block == block
+    conflict = Conflict.objects.get(kind="external_busy", status="open")
+    assert set(conflict.appointments.all()) == {booked} and set(conflict.busy_blocks.all()) == {block}
+    # Applying the same batch again changes nothing.
+    again = sync_apply(connection=calendar, result=FetchResult([busy("g1"), busy("g2", 3)]))
+    assert (again.unchanged, BusyBlock.objects.count()) == (2, 2)
+
+
+def test_a_moved_busy_block_follows_and_its_conflict_closes(calendar, therapist_a, frontdesk_user):
+    appointment_book(
+        actor=frontdesk_user, therapist=therapist_a, start=SLOT, end=SLOT + timedelta(minutes=50)
+    )
+    sync_apply(connection=calendar, result=FetchResult([busy("g1")]))
+    assert Conflict.objects.filter(status="open").count() == 1
+    moved = sync_apply(
+        connection=calendar, result=FetchResult([busy("g1", 2, version="2026-11-21T10:00:00Z")])
+    )
+    assert moved.updated == 1 and BusyBlock.objects.get().start == SLOT + timedelta(hours=2)
+    assert not Conflict.objects.filter(status="open").exists()
+
+
+def test_busy_blocks_go_only_on_a_tombstone_or_a_complete_read_and_come_back(calendar, therapist_a):
+    sync_apply(connection=calendar, result=FetchResult([busy("g1"), busy("g2", 3), busy("g3", 48)]))
+    # A partial (incremental) batch without g2 deletes nothing.
+    sync_apply(connection=calendar, result=FetchResult([busy("g1")]))
+    assert BusyBlock.objects.count() == 3
+    gone = sync_apply(connection=calendar, result=FetchResult([busy("g1", deleted=True)]))
+    assert gone.cancelled == 1 and not BusyBlock.objects.filter(external_id="g1").exists()
+    assert ExternalRecord.objects.get(external_id="g1").tombstone_reason
+    # A complete read of a window that holds g2 but not g3 (two days later) removes only g2.
+    window = (SLOT - timedelta(days=1), SLOT + timedelta(days=1))
+    full = sync_apply(connection=calendar, result=FetchResult([], complete_window=window))
+    assert full.cancelled == 1 and set(BusyBlock.objects.values_list("external_id", flat=True)) == {"g3"}
+    back = sync_apply(connection=calendar, result=FetchResult([busy("g1", version="2026-11-22T10:00:00Z")]))
+    assert back.created == 1 and BusyBlock.objects.filter(external_id="g1").exists()
+    assert ExternalRecord.objects.filter(external_id="g1").count() == 1
+
+
+def test_recurring_busy_instances_are_separate_blocks(calendar):
+    instances = [busy("weekly", 24 * 7 * n, recurrence_id=f"2026120{7 + n}T150000Z") for n in range(2)]
+    assert sync_apply(connection=calendar, result=FetchResult(instances)).created == 2
+    assert BusyBlock.objects.filter(external_id__startswith="weekly/").count() == 2
+
+
+def test_one_occurrence_missing_from_a_complete_read_is_cancelled_alone(zocdoc):
+    series = [event("weekly", 24 * 7 * n, recurrence_id=f"occ-{n}") for n in range(3)]
+    sync_apply(connection=zocdoc, result=FetchResult(series))
+    sync_apply(connection=zocdoc, result=FetchResult([series[0], series[2]], complete_window=WINDOW))
+    assert dict(Appointment.objects.values_list("recurrence_id", "status")) == {
+        "occ-0": "scheduled",
+        "occ-1": "cancelled",
+        "occ-2": "scheduled",
+    }
