@@ -47,12 +47,14 @@ def occurrences_to_events(
     busy_title: Any = None,
 ) -> list[ExternalEvent]:
     """ExternalEvents for sync_apply. Cancelled and transparent occurrences are authoritative "gone"s
-    (they do not occupy); titles are used only for the patient key and never stored."""
+    (they do not occupy); all-day events are busy time; titles are used only for the patient key and the
+    busy test, and never stored."""
     from ..services import patient_pseudonym
 
     events = []
     for occ in parsed.occurrences:
-        busy = as_busy or bool(busy_title and busy_title(occ.title))
+        # An all-day event is a marker (a conference, a holiday), never a 24-hour session: busy time.
+        busy = as_busy or occ.all_day or bool(busy_title and busy_title(occ.title))
         gone = occ.cancelled or occ.transparent
         key = "" if busy or gone or patient_key_of is None else patient_key_of(occ.title)
         status = "cancelled" if gone else "scheduled"
