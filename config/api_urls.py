@@ -8,7 +8,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts.apis import TokenObtainApi
 from audit.apis import AuditLogListApi
 from conflicts.apis import ConflictDetailApi, ConflictListApi, ConflictResolveApi
-from integrations.apis import ConnectionDetailApi, ConnectionListApi, ConnectionSyncApi
+from integrations.apis import (
+    ConnectionDetailApi,
+    ConnectionListApi,
+    ConnectionSyncApi,
+    IcsImportCreateApi,
+    IcsImportDetailApi,
+)
 from scheduler import apis as scheduling
 
 urlpatterns = [
@@ -52,5 +58,7 @@ urlpatterns = [
     path("connections/", ConnectionListApi.as_view(), name="connections"),
     path("connections/<int:pk>/", ConnectionDetailApi.as_view(), name="connection"),
     path("connections/<int:pk>/sync/", ConnectionSyncApi.as_view(), name="connection-sync"),
+    path("imports/ics", IcsImportCreateApi.as_view(), name="imports-ics"),
+    path("imports/<int:pk>", IcsImportDetailApi.as_view(), name="import"),
     path("audit/", AuditLogListApi.as_view(), name="audit"),
 ]

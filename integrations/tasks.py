@@ -21,3 +21,12 @@ def write_queue_drain_task() -> dict[str, int]:
 
     counts = write_queue_drain()
     return {"sent": counts.sent, "retrying": counts.retrying, "dead": counts.dead, "waiting": counts.waiting}
+
+
+@shared_task(acks_late=True)
+def ics_import_task(import_id: int) -> dict[str, object]:
+    """One uploaded .ics file, imported in the background with progress on its IcsImport row."""
+    from integrations.ics_feed.services import ics_import_run
+
+    job = ics_import_run(import_id=import_id)
+    return {"import": job.pk, "status": job.status}

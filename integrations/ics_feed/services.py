@@ -14,22 +14,41 @@ RECURRENCE-ID), idempotence, authoritative-deletion rules and conflict detection
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from audit.services import audit_record
 from lib.errors import InvalidInput
-from scheduler.models import SourceSystem, Therapist
+from scheduler.models import IcsImport, SourceSystem, Therapist
 
 from ..base import FetchResult
 from ..models import Connection
 from ..services import SyncCounts, connection_schedule, sync_apply
 from .connector import occurrences_to_events
-from .parse import IcsError, parse_calendar
+from .parse import IcsError, check_size, parse_calendar
+
+
+def import_window(
+    zone: str, start: date | None, end: date | None, *, now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """Whole local days in the therapist's zone; the defaults come from ICS_IMPORT_WINDOW_*_DAYS."""
+    today = (now or timezone.now()).astimezone(ZoneInfo(zone)).date()
+    start = start or today - timedelta(days=settings.ICS_IMPORT_WINDOW_PAST_DAYS)
+    end = end or today + timedelta(days=settings.ICS_IMPORT_WINDOW_FUTURE_DAYS)
+    tz = ZoneInfo(zone)
+    # --window-end is the last day imported, inclusive.
+    return datetime.combine(start, time(), tzinfo=tz).astimezone(UTC), datetime.combine(
+        end + timedelta(days=1), time(), tzinfo=tz
+    ).astimezone(UTC)
+
 
 UPLOAD_DISPLAY_NAME = "Uploaded .ics"
 APPLY_CHUNK = 2000
@@ -168,3 +187,109 @@ def ics_feed_subscribe(
         )
         connection_schedule(connection=connection)
     return connection
+
+
+# --- import jobs (uploads through the API and the admin) ----------------------------------------------
+
+
+def ics_import_submit(
+    *,
+    actor: Any | None,
+    therapist: Therapist,
+    data: bytes,
+    window: tuple[datetime, datetime],
+    as_busy: bool = False,
+    filename: str = "",
+) -> IcsImport:
+    """Record an upload as an IcsImport job. Small files run at once (inside the caller's request); larger
+    ones (over ICS_IMPORT_BACKGROUND_BYTES) run in a worker, with progress on the job. Over
+    ICS_IMPORT_MAX_BYTES is refused outright."""
+    try:
+        check_size(len(data), settings.ICS_IMPORT_MAX_BYTES)
+    except IcsError as exc:
+        raise InvalidInput(exc.message, details={"file": filename}) from None
+    if not window[0] < window[1]:
+        raise InvalidInput("The import window must end after it starts.")
+    with transaction.atomic():
+        job = IcsImport.objects.create(
+            therapist=therapist,
+            created_by=actor if getattr(actor, "pk", None) else None,
+            filename=filename[:255],
+            size=len(data),
+            as_busy=as_busy,
+            window_start=window[0],
+            window_end=window[1],
+            # The file's titles name patients: kept encrypted, and only until the job has run.
+            data=base64.b64encode(data).decode("ascii"),
+        )
+        audit_record(
+            actor=actor,
+            action="integrations.ics.import_submitted",
+            target=job,
+            details={"therapist_id": therapist.pk, "bytes": len(data), "as_busy": as_busy},
+        )
+        background = len(data) > settings.ICS_IMPORT_BACKGROUND_BYTES
+        if background:
+            from integrations.tasks import ics_import_task
+
+            job_id = job.pk
+            transaction.on_commit(lambda: ics_import_task.delay(job_id))
+    if not background:
+        job = ics_import_run(import_id=job.pk)
+    return job
+
+
+def ics_import_run(*, import_id: int) -> IcsImport:
+    """Run one import job (a worker, or inline for a small file). Safe to redeliver: a finished job is left
+    as it is, and re-applying a file changes nothing anyway."""
+    with transaction.atomic():
+        job = (
+            IcsImport.objects.select_for_update().select_related("therapist", "created_by").get(pk=import_id)
+        )
+        if job.status in (IcsImport.Status.DONE, IcsImport.Status.FAILED):
+            return job
+        job.status, job.started_at, job.stage, job.progress = (
+            IcsImport.Status.RUNNING,
+            timezone.now(),
+            "parsing",
+            1,
+        )
+        job.save(update_fields=["status", "started_at", "stage", "progress"])
+
+    def progress(percent: int, stage: str) -> None:
+        IcsImport.objects.filter(pk=import_id).update(progress=min(percent, 99), stage=stage)
+
+    try:
+        result = ics_import_apply(
+            actor=job.created_by,
+            therapist=job.therapist,
+            data=base64.b64decode(job.data),
+            window=(job.window_start, job.window_end),
+            as_busy=job.as_busy,
+            max_bytes=settings.ICS_IMPORT_MAX_BYTES,
+            filename=job.filename,
+            progress=progress,
+        )
+    except InvalidInput as exc:
+        job.status, job.error, job.counts = (
+            IcsImport.Status.FAILED,
+            exc.message,
+            {"line": exc.details.get("line")},
+        )
+    except Exception as exc:  # recorded on the job for staff, then re-raised for the worker's log
+        _finish(job, IcsImport.Status.FAILED, error=f"The import failed unexpectedly ({type(exc).__name__}).")
+        raise
+    else:
+        job.status, job.counts, job.error = IcsImport.Status.DONE, result.as_dict(), ""
+    _finish(job, job.status, error=job.error)
+    return job
+
+
+def _finish(job: IcsImport, status: str, *, error: str = "") -> None:
+    job.status, job.error, job.finished_at = status, error, timezone.now()
+    job.data = ""  # the file is not kept once it has been read
+    if status == IcsImport.Status.DONE:
+        job.progress, job.stage = 100, "done"
+    else:
+        job.stage = "failed"
+    job.save(update_fields=["status", "error", "counts", "finished_at", "data", "progress", "stage"])

@@ -1,32 +1,16 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from integrations.ics_feed.parse import IcsError, check_size
-from integrations.ics_feed.services import ics_import_apply
+from integrations.ics_feed.services import ics_import_apply, import_window
 from lib.errors import ApplicationError
 from scheduler.models import Therapist
-
-
-def import_window(
-    zone: str, start: date | None, end: date | None, *, now: datetime | None = None
-) -> tuple[datetime, datetime]:
-    """Whole local days in the therapist's zone; the defaults come from ICS_IMPORT_WINDOW_*_DAYS."""
-    today = (now or timezone.now()).astimezone(ZoneInfo(zone)).date()
-    start = start or today - timedelta(days=settings.ICS_IMPORT_WINDOW_PAST_DAYS)
-    end = end or today + timedelta(days=settings.ICS_IMPORT_WINDOW_FUTURE_DAYS)
-    tz = ZoneInfo(zone)
-    # --window-end is the last day imported, inclusive.
-    return datetime.combine(start, time(), tzinfo=tz).astimezone(UTC), datetime.combine(
-        end + timedelta(days=1), time(), tzinfo=tz
-    ).astimezone(UTC)
 
 
 class Command(BaseCommand):
