@@ -145,7 +145,16 @@ def _structure(data: bytes) -> tuple[list[int], list[dict[str, int]]]:
         logical, logical_line = line, number
         last_line = number
     if logical is not None:
-        check(logical, logical_line)
+        try:
+            check(logical, logical_line)
+        except IcsError:
+            if stack:  # a last line broken off mid-way: say what happened, not just that the line is bad
+                opened, at = stack[-1]
+                raise IcsError(
+                    f"the file ends mid-line inside {opened} (begun at line {at}): it is truncated.",
+                    line=logical_line,
+                ) from None
+            raise
     if stack:
         opened, at = stack[-1]
         raise IcsError(

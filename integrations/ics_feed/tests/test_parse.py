@@ -157,6 +157,11 @@ def test_the_same_file_gives_the_same_versions_and_a_change_a_new_one():
     ("data", "message", "line"),
     [
         (b"", "no VCALENDAR", None),
+        (
+            b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTA",
+            "ends mid-line inside VEVENT (begun at line 2)",
+            4,
+        ),
         (b"hello world\r\n", "not an iCalendar content line", 1),
         (
             ics("BEGIN:VCALENDAR", "VERSION:2.0", "BEGIN:VEVENT", "UID:a", "DTSTART:20261021T190000Z"),
