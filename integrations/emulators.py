@@ -11,6 +11,7 @@ import urllib.request
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from .simplepractice import emulator as simplepractice
 from .zocdoc.emulator import ZocdocEmulator, appointment_json, serve
 
 logger = logging.getLogger(__name__)
@@ -18,6 +19,17 @@ logger = logging.getLogger(__name__)
 # The demo practice's New York therapists, as Zocdoc knows them (seed_demo maps them to therapists).
 ZOCDOC_DEMO_PROVIDERS = ("pr_demo-1", "pr_demo-2", "pr_demo-3")
 ZOCDOC_DEMO_CLIENT = {"client_id": "demo-hub", "client_secret": "demo-zocdoc-secret"}
+# The secret part of the demo clinician's SimplePractice feed URL (seed_demo subscribes to it).
+SIMPLEPRACTICE_DEMO_TOKEN = "demo-feed-7f3a9c"
+
+
+def simplepractice_demo_emulator(today: date) -> simplepractice.SimplePracticeEmulator:
+    """Two weeks of one New York clinician's sessions, titled as practices do (initials, full names,
+    generic, Busy), with a weekly client, a cancellation and telehealth links."""
+    emulator = simplepractice.SimplePracticeEmulator(zone="America/New_York")
+    emulator.add_feed(SIMPLEPRACTICE_DEMO_TOKEN)
+    simplepractice.demo_feed(emulator, SIMPLEPRACTICE_DEMO_TOKEN, today)
+    return emulator
 
 
 def zocdoc_demo_emulator(today: date) -> ZocdocEmulator:
@@ -100,4 +112,7 @@ def run_all(*, ports: dict[str, int], hub_url: str, live_every: float) -> list[A
     feed = LiveBookings(emulator, hub_url, live_every)
     if live_every > 0:
         feed.start()
-    return [server, feed]
+    sp_emulator = simplepractice_demo_emulator(datetime.now(UTC).date())
+    sp_server, sp_url = simplepractice.serve(sp_emulator, port=ports["simplepractice"])
+    logger.info("SimplePractice feed emulator on %s/ical/%s.ics", sp_url, SIMPLEPRACTICE_DEMO_TOKEN)
+    return [server, feed, sp_server]

@@ -65,3 +65,30 @@ def test_a_live_booking_is_announced_to_the_hub_by_a_signed_webhook(live_server,
     assert WebhookDelivery.objects.get(connection=connection).event_ids == [booking["appointment_id"]]
     # Tasks run eagerly in tests: the webhook's early sync has already brought the booking in.
     assert Appointment.objects.filter(connection=connection, external_id=booking["appointment_id"]).exists()
+
+
+def test_seed_demo_subscribes_a_simplepractice_feed_whose_emulator_serves_it(db, settings):
+    from integrations.emulators import simplepractice_demo_emulator
+    from integrations.simplepractice.emulator import serve as serve_feed
+    from scheduler.demo import LIVE_SIMPLEPRACTICE
+
+    demo_seed(today=date(2026, 11, 23))
+    demo_seed(today=date(2026, 11, 23))  # idempotent
+    (connection,) = Connection.objects.filter(display_name=LIVE_SIMPLEPRACTICE)
+    port = settings.EMULATOR_PORTS["simplepractice"]
+    assert connection.platform == "simplepractice" and f":{port}/ical/" in connection.credentials["url"]
+    assert PeriodicTask.objects.get(name=f"sync connection {connection.pk}").enabled
+    emulator = simplepractice_demo_emulator(datetime.now(UTC).date())
+    server, url = serve_feed(emulator)
+    try:
+        connection.credentials = {
+            "url": connection.credentials["url"].replace(f"http://127.0.0.1:{port}", url)
+        }
+        connection.save()
+        run = connection_sync(connection_id=connection.pk)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.status == "ok" and run.created > 10, run.errors
+    refs = set(Appointment.objects.filter(connection=connection).values_list("patient_ref", flat=True))
+    assert all(ref == "" or ref.startswith("simplepractice:") for ref in refs) and len(refs) > 2
