@@ -373,7 +373,7 @@ class AppointmentIcalExportApi(APIView):
             office_ids=query_ids(request, "office"),
             source_systems=query_list(request, "source_system", SourceSystem.values),
             statuses=query_list(request, "status", AppointmentStatus.values),
-        ).defer("raw")
+        ).select_related(None).only(*ical.EXPORT_FIELDS)
         return _ics_response(ical.appointments_to_ics(qs), f"appointments-{start:%Y%m%d}-{end:%Y%m%d}.ics")
 
 

@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
-import x_wr_timezone
 
 # RFC 5545 §3.1: name *(";" param) ":" value; names are IANA tokens or X- names.
 _CONTENT_LINE = re.compile(
@@ -227,11 +226,6 @@ def parse_calendar(
                 line = event_props[index].get(str(prop), event_lines[index]) if prop else event_lines[index]
             raise IcsError(f"{component.name}: {prop + ': ' if prop else ''}{message}", line=line)
     method_cancel = str(cal.get("METHOD", "")).upper() == "CANCEL"
-    if cal.get("X-WR-TIMEZONE"):
-        try:
-            cal = x_wr_timezone.to_standard(cal)
-        except Exception as exc:  # an unknown zone name in X-WR-TIMEZONE
-            raise IcsError(f"X-WR-TIMEZONE {str(cal.get('X-WR-TIMEZONE'))!r} is not usable: {exc}") from None
     lo, hi = window
     events = cal.walk("VEVENT")
     result.events = len(events)
@@ -279,6 +273,16 @@ def parse_calendar(
     series_cal = icalendar.Calendar()
     for tz in cal.walk("VTIMEZONE"):
         series_cal.add_component(tz)
+    if cal.get("X-WR-TIMEZONE"):
+        # Google's calendar zone: a series written in UTC repeats at the same local time in that zone
+        # (recurring-ical-events applies x-wr-timezone). Single events need nothing: their instant is
+        # the same either way.
+        wr_zone = str(cal["X-WR-TIMEZONE"])
+        try:
+            ZoneInfo(wr_zone)
+        except (ValueError, KeyError):
+            raise IcsError(f"X-WR-TIMEZONE {wr_zone!r} is not a time zone name.") from None
+        series_cal.add("X-WR-TIMEZONE", wr_zone)
     for event in events:
         uid = str(event["UID"]).strip()
         if uid.endswith(HUB_UID_SUFFIX):

@@ -120,6 +120,10 @@ def test_a_weekly_series_keeps_its_local_time_across_a_clock_change(db, zone, fi
     assert all(s.params["TZID"] == zone for s in starts)
     assert [(s.dt.hour, s.dt.minute) for s in starts] == [(10, 0)] * 4
     assert [s.dt.utcoffset() / timedelta(hours=1) for s in starts] == offsets
+    # The VTIMEZONE in the file says the same as the IANA zone, for a client that reads only the file.
+    (vtimezone,) = cal.walk("VTIMEZONE")
+    from_file = vtimezone.to_tz()
+    assert [s.dt.replace(tzinfo=from_file).utcoffset() / timedelta(hours=1) for s in starts] == offsets
     # And the text on the wire is the wall-clock time, whatever the offset.
     assert body.count(f"DTSTART;TZID={zone}:".encode()) == 4
     assert all(b"T100000\r\n" in line for line in body.split(b"DTSTART;")[1:] if line.startswith(b"TZID"))
