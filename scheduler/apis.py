@@ -365,15 +365,19 @@ class AppointmentIcalExportApi(APIView):
         start, end = query_datetime(request, "start"), query_datetime(request, "end")
         if end - start > timedelta(days=MAX_ICAL_EXPORT_DAYS):
             raise InvalidInput(f"Export at most {MAX_ICAL_EXPORT_DAYS} days at a time.")
-        qs = selectors.appointment_list_for_calendar(
-            viewer=request.user,
-            start=start,
-            end=end,
-            therapist_ids=query_ids(request, "therapist"),
-            office_ids=query_ids(request, "office"),
-            source_systems=query_list(request, "source_system", SourceSystem.values),
-            statuses=query_list(request, "status", AppointmentStatus.values),
-        ).select_related(None).only(*ical.EXPORT_FIELDS)
+        qs = (
+            selectors.appointment_list_for_calendar(
+                viewer=request.user,
+                start=start,
+                end=end,
+                therapist_ids=query_ids(request, "therapist"),
+                office_ids=query_ids(request, "office"),
+                source_systems=query_list(request, "source_system", SourceSystem.values),
+                statuses=query_list(request, "status", AppointmentStatus.values),
+            )
+            .select_related(None)
+            .only(*ical.EXPORT_FIELDS)
+        )
         return _ics_response(ical.appointments_to_ics(qs), f"appointments-{start:%Y%m%d}-{end:%Y%m%d}.ics")
 
 

@@ -120,6 +120,19 @@ def appointments_to_ics(
     refresh_minutes: int | None = None,
 ) -> bytes:
     """One VCALENDAR (METHOD:PUBLISH) with one VEVENT per appointment and a VTIMEZONE per zone used."""
+    calendar = appointments_calendar(
+        appointments, audience=audience, name=name, refresh_minutes=refresh_minutes
+    )
+    return calendar.to_ical()
+
+
+def appointments_calendar(
+    appointments: Iterable[Appointment],
+    *,
+    audience: str = STAFF,
+    name: str = "",
+    refresh_minutes: int | None = None,
+) -> Calendar:
     if audience not in (STAFF, PATIENT):
         raise ValueError(f"Unknown audience {audience!r}.")
     cal = Calendar()
@@ -151,7 +164,7 @@ def appointments_to_ics(
                 )
             )
     cal.subcomponents.extend(events)
-    return cal.to_ical()
+    return cal
 
 
 def feed_to_ics(appointments: Iterable[Appointment]) -> bytes:
