@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from audit.services import audit_record
 from lib.admin import AuditedModelAdmin
+from lib.errors import InvalidInput
 from scheduler.models import IcsImport
 
 from .ics_feed.services import ics_import_submit, import_window
@@ -167,9 +168,14 @@ class IcsImportForm(forms.ModelForm):
             raise forms.ValidationError(
                 f"The file is {upload.size} bytes; the limit is {settings.ICS_IMPORT_MAX_BYTES}."
             )
-        start, end = data.get("first_day"), data.get("last_day")
-        if start and end and end < start:
-            raise forms.ValidationError("The window's last day comes before its first.")
+        therapist = data.get("therapist")
+        if therapist is not None:
+            try:
+                data["window"] = import_window(
+                    therapist.timezone, data.get("first_day"), data.get("last_day")
+                )
+            except InvalidInput as exc:
+                raise forms.ValidationError(exc.message) from None
         return data
 
 
@@ -235,7 +241,7 @@ class IcsImportAdmin(admin.ModelAdmin):
             actor=request.user,
             therapist=therapist,
             data=data["file"].read(),
-            window=import_window(therapist.timezone, data.get("first_day"), data.get("last_day")),
+            window=data["window"],
             as_busy=data["as_busy"],
             filename=data["file"].name or "",
         )

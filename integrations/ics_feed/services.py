@@ -43,6 +43,8 @@ def import_window(
     today = (now or timezone.now()).astimezone(ZoneInfo(zone)).date()
     start = start or today - timedelta(days=settings.ICS_IMPORT_WINDOW_PAST_DAYS)
     end = end or today + timedelta(days=settings.ICS_IMPORT_WINDOW_FUTURE_DAYS)
+    if not (date(1970, 1, 1) <= start <= end <= date(2200, 12, 31)):
+        raise InvalidInput("The window runs from its first to its last day, between 1970 and 2200.")
     tz = ZoneInfo(zone)
     # --window-end is the last day imported, inclusive.
     return datetime.combine(start, time(), tzinfo=tz).astimezone(UTC), datetime.combine(

@@ -181,3 +181,19 @@ def test_as_busy_imports_busy_blocks_idempotently(therapist_a, tmp_path, capsys)
     assert "created 0, updated 0, cancelled 0, unchanged 7" in capsys.readouterr().out
     assert list(BusyBlock.objects.order_by("start").values_list("start", "end")) == blocks
     assert "Jane" not in everything_stored()
+
+
+def test_a_window_that_ends_before_it_starts_is_refused(therapist_a, tmp_path):
+    path = tmp_path / "cal.ics"
+    path.write_bytes(GOOGLE)
+    with pytest.raises(CommandError, match="first to its last day"):
+        call_command(
+            "import_ics",
+            str(path),
+            "--therapist",
+            therapist_a.email,
+            "--window-start",
+            "2026-12-01",
+            "--window-end",
+            "2026-11-01",
+        )

@@ -38,8 +38,8 @@ class Command(BaseCommand):
             check_size(path.stat().st_size, settings.ICS_IMPORT_MAX_BYTES)
         except IcsError as exc:
             raise CommandError(exc.message) from None
-        window = import_window(therapist.timezone, options["window_start"], options["window_end"])
         try:
+            window = import_window(therapist.timezone, options["window_start"], options["window_end"])
             result = ics_import_apply(
                 actor=None,
                 therapist=therapist,
