@@ -24,7 +24,7 @@ demo: install .env
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py seed_demo
 	@echo "Starting web, worker, beat and the platform emulators: open http://127.0.0.1:$(PORT)/admin/ (Ctrl-C stops them)"
-	PATH="$(CURDIR)/$(BIN):$$PATH" DEMO_HUB_URL=http://127.0.0.1:$(PORT) $(BIN)/honcho -f Procfile.demo start -p $(PORT)
+	PATH="$(CURDIR)/$(BIN):$$PATH" DEMO_HUB_URL=http://127.0.0.1:$(PORT) GOOGLE_EMULATOR=1 $(BIN)/honcho -f Procfile.demo start -p $(PORT)
 
 # Provisions throwaway PostgreSQL + Redis (installs the Debian packages if missing), runs the suite on
 # SQLite and again on PostgreSQL + Redis, then stops what it started.

@@ -21,6 +21,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
     path("webhooks/<str:platform>/", webhook_receive, name="webhook"),
+    path("integrations/google/", include("integrations.google.urls", namespace="google")),
     path("feeds/<str:token>.ics", calendar_feed, name="calendar-feed"),
 ]
 

@@ -217,7 +217,9 @@ def _instant(value: Any) -> datetime:
     """An aware datetime from a raw column: SQLite gives naive UTC (text or datetime); PostgreSQL, aware."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def conflicts_scan(*, start: datetime | None = None, end: datetime | None = None) -> DetectResult:
@@ -240,17 +242,18 @@ def conflicts_scan(*, start: datetime | None = None, end: datetime | None = None
     # here can form a cycle; pausing it for the load and the engine pass saves about a second at 500k.
     with _gc_paused():
         fields = ("pk", "therapist_id", "start", "end", "service_id", "patient_ref", "source_system")
+        # Appointments sit on a clock grid, so a year holds only tens of thousands of distinct instants:
+        # each raw value is converted once (and the datetimes shared), not once per row.
+        instants: dict[Any, datetime] = {}
+
+        def instant(raw: Any) -> datetime:
+            value = instants.get(raw)
+            if value is None:
+                value = instants[raw] = _instant(raw)
+            return value
+
         slots = [
-            Slot(
-                id=pk,
-                therapist_id=t,
-                start=_instant(s),
-                end=_instant(e),
-                buffer_before=buffers.get(svc, zero)[0],
-                buffer_after=buffers.get(svc, zero)[1],
-                patient_ref=ref,
-                source_system=src,
-            )
+            Slot(pk, t, instant(s), instant(e), *buffers.get(svc, zero), ref, src)
             for pk, t, s, e, svc, ref, src in _raw_rows(qs.order_by().values_list(*fields))
         ]
         blocks = [

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -16,7 +17,7 @@ from scheduler.models import IcsImport
 
 from .ics_feed.services import ics_import_submit, import_window
 from .models import APIWriteQueue, Connection, SyncRun
-from .services import connection_schedule, write_jobs_retry
+from .services import connection_schedule, connection_set_credentials, write_jobs_retry
 
 
 class SyncRunInline(admin.TabularInline):
@@ -47,10 +48,53 @@ class SyncRunInline(admin.TabularInline):
         return False
 
 
+class ConnectionForm(forms.ModelForm):
+    """Credentials are write-only: the form never shows stored values, only the names of the keys held.
+    A JSON object entered here is merged into them (a key set to null is removed); blank keeps them."""
+
+    new_credentials = forms.CharField(
+        label="Set credentials",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+        help_text='A JSON object, e.g. {"client_id": "...", "client_secret": "..."}; see the platform\'s '
+        "page in docs/. Stored encrypted, never shown again.",
+    )
+
+    class Meta:
+        model = Connection
+        fields = (
+            "platform",
+            "therapist",
+            "display_name",
+            "write_enabled",
+            "config",
+            "sync_interval_minutes",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        held = sorted((self.instance.credentials or {}).keys()) if self.instance.pk else []
+        if held:
+            self.fields["new_credentials"].help_text += f" Keys held now: {', '.join(held)}."
+
+    def clean_new_credentials(self) -> dict[str, Any] | None:
+        text = self.cleaned_data["new_credentials"].strip()
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+        if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
+            raise forms.ValidationError("Enter a JSON object of named values.")
+        return value
+
+
 @admin.register(Connection)
 class ConnectionAdmin(AuditedModelAdmin):
-    """Status and schedule; credentials are never shown or edited here (they arrive through OAuth flows
-    or `manage.py` commands)."""
+    """Status and schedule; credentials are write-only (Admins; front desk sees status, never them)."""
+
+    form = ConnectionForm
 
     list_display = (
         "display_name",
@@ -62,10 +106,15 @@ class ConnectionAdmin(AuditedModelAdmin):
         "last_error",
     )
     list_filter = ("platform", "status")
-    exclude = ("credentials", "cursor")
     readonly_fields = ("status", "last_synced_at", "last_error", "next_run")
     inlines = [SyncRunInline]
     actions = ["sync_now", "pause", "resume"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        fields = list(super().get_fields(request, obj))
+        if not self.has_change_permission(request, obj):
+            fields.remove("new_credentials")  # view-only users (front desk) see no credential field at all
+        return fields
 
     @admin.display(description="Next run")
     def next_run(self, obj: Connection) -> str:
@@ -80,8 +129,12 @@ class ConnectionAdmin(AuditedModelAdmin):
         return f"{every} (last {task.last_run_at:%Y-%m-%d %H:%M} UTC)" if task.last_run_at else every
 
     def save_model(self, request: HttpRequest, obj: Connection, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        connection_schedule(connection=obj)
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            new = form.cleaned_data.get("new_credentials")
+            if new is not None:
+                connection_set_credentials(actor=request.user, connection=obj, values=new)
+            connection_schedule(connection=obj)
 
     @admin.action(description="Sync now", permissions=["change"])
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:

@@ -25,6 +25,7 @@ Contract, in short:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -83,6 +84,9 @@ class ExternalEvent:
     busy_only: bool = False  # external busy time rather than an appointment (calendars)
     recurrence_id: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    # The hub appointment this event is the projection of (the hub wrote it: Google's private extended
+    # property, an X- property in iCalendar). Such events update that appointment, never create one.
+    hub_uid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +157,14 @@ class Connector:
         and ignored).
         """
         raise ConnectorError(f"{self.platform} has no webhooks.", permanent=True)
+
+    @classmethod
+    def webhook_connection_filter(cls, request: HttpRequest) -> dict[str, Any] | None:
+        """Lookups that narrow the connections a delivery may belong to (e.g. Google names its channel in a
+        header); None: try every connection of the platform until one verifies the signature."""
+        return None
+
+    @classmethod
+    def webhook_delivery_id(cls, request: HttpRequest) -> str:
+        """What identifies one delivery, so a redelivery is acknowledged once: by default the body's hash."""
+        return hashlib.sha256(request.body).hexdigest()

@@ -1,5 +1,6 @@
 """The platform emulators the demo runs (`manage.py run_emulators`), with a live scenario: bookings that
-arrive while you watch, announced to the hub by signed webhooks as the real platforms do."""
+arrive while you watch, announced to the hub by signed webhooks as the real platforms do (Zocdoc), or found by
+the hub's next poll where the platform has no push (Kareo/Tebra)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import urllib.request
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from .google.emulator import GoogleCalendarEmulator
+from .google.emulator import serve as serve_google
+from .kareo.emulator import KareoEmulator, appointment_data, kareo_datetime
+from .kareo.emulator import serve as serve_kareo
 from .simplepractice import emulator as simplepractice
 from .zocdoc.emulator import ZocdocEmulator, appointment_json, serve
 
@@ -30,6 +35,98 @@ def simplepractice_demo_emulator(today: date) -> simplepractice.SimplePracticeEm
     emulator.add_feed(SIMPLEPRACTICE_DEMO_TOKEN)
     simplepractice.demo_feed(emulator, SIMPLEPRACTICE_DEMO_TOKEN, today)
     return emulator
+
+
+# The two demo therapists with logins, connected to their Google calendars by seed_demo (refresh token per
+# account, as if they had consented) with a push channel each. The client matches GOOGLE_EMULATOR=1.
+GOOGLE_DEMO_CLIENT = {
+    "client_id": "demo-hub.apps.googleusercontent.com",
+    "client_secret": "demo-google-secret",
+}
+GOOGLE_DEMO_ACCOUNTS = {
+    "maya.okafor@demo.clinic": "1//demo-refresh-maya-okafor",
+    "daniel.reyes@demo.clinic": "1//demo-refresh-daniel-reyes",
+}
+GOOGLE_DEMO_CHANNEL_TOKEN = "demo-google-channel-token"
+
+
+def google_demo_channel_id(account: str) -> str:
+    return "demo-" + account.split("@")[0].replace(".", "-")
+
+
+def google_demo_emulator(today: date, hub_url: str) -> GoogleCalendarEmulator:
+    """Personal events of the two demo therapists (busy, free, all-day, a weekly series), deterministic for
+    a given day, and the channels seed_demo registered, notifying ``hub_url``."""
+    rng = random.Random(today.toordinal() * 7)
+    emulator = GoogleCalendarEmulator(
+        {
+            **GOOGLE_DEMO_CLIENT,
+            "accounts": {a: {"time_zone": "America/New_York"} for a in GOOGLE_DEMO_ACCOUNTS},
+            "refresh_tokens": {token: account for account, token in GOOGLE_DEMO_ACCOUNTS.items()},
+            "channels": [
+                {
+                    "id": google_demo_channel_id(account),
+                    "calendar": account,
+                    "token": GOOGLE_DEMO_CHANNEL_TOKEN,
+                    "address": f"{hub_url.rstrip('/')}/webhooks/google/",
+                }
+                for account in GOOGLE_DEMO_ACCOUNTS
+            ],
+        }
+    )
+    for account in GOOGLE_DEMO_ACCOUNTS:
+        for offset in range(14):
+            day = today + timedelta(days=offset)
+            if day.weekday() >= 5:
+                continue
+            start = datetime.combine(day, time(12 + rng.randrange(8), rng.choice((0, 30))), tzinfo=UTC)
+            emulator.add_event(account, _google_event(start, 45, "Personal"))
+            if offset % 3 == 0:  # free: shows in Google, blocks nothing in the hub
+                emulator.add_event(
+                    account, _google_event(start + timedelta(hours=2), 30, "Reminder", free=True)
+                )
+        emulator.add_event(
+            account,
+            {
+                "summary": "Conference (all day)",
+                "start": {"date": (today + timedelta(days=4)).isoformat()},
+                "end": {"date": (today + timedelta(days=5)).isoformat()},
+            },
+        )
+        first = datetime.combine(today + timedelta(days=1), time(21, 0), tzinfo=UTC)
+        emulator.add_recurring(account, _google_event(first, 60, "Supervision"), count=4)
+    return emulator
+
+
+def _google_event(start: datetime, minutes: int, summary: str, *, free: bool = False) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "start": {"dateTime": start.isoformat(), "timeZone": "America/New_York"},
+        "end": {"dateTime": (start + timedelta(minutes=minutes)).isoformat(), "timeZone": "America/New_York"},
+        **({"transparency": "transparent"} if free else {}),
+    }
+
+
+class LiveGoogleEvents(threading.Thread):
+    """Every `every` seconds a demo therapist adds a personal event in Google; its channel tells the hub."""
+
+    def __init__(self, emulator: GoogleCalendarEmulator, every: float) -> None:
+        super().__init__(name="google-live-events", daemon=True)
+        self.emulator, self.every = emulator, every
+        self.stopped = threading.Event()
+        self.rng = random.Random()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            self.add_one()
+
+    def add_one(self) -> dict[str, Any]:
+        day = datetime.now(UTC).date() + timedelta(days=self.rng.randrange(1, 10))
+        start = datetime.combine(day, time(13 + self.rng.randrange(6), self.rng.choice((0, 30))), tzinfo=UTC)
+        account = self.rng.choice(list(GOOGLE_DEMO_ACCOUNTS))
+        event = self.emulator.add_event(account, _google_event(start, 30, "Personal"))
+        logger.info("Google: %s added a personal event at %s", account, start)
+        return event
 
 
 def zocdoc_demo_emulator(today: date) -> ZocdocEmulator:
@@ -104,15 +201,120 @@ class LiveBookings(threading.Thread):
             return booking, None
 
 
+# The demo practice's London therapists, as Kareo/Tebra knows them (ResourceName1; seed_demo maps them).
+KAREO_DEMO_RESOURCES = ("Bennett, Oliver LCSW", "Rahman, Aisha PsyD")
+KAREO_DEMO_ZONE = (
+    "Europe/London"  # the practice zone: Kareo's wall times are in it, and the connection says so
+)
+KAREO_DEMO_CREDENTIALS = {
+    "customer_key": "demo-kareo-key",
+    "user": "api@demo.clinic",
+    "password": "demo-kareo-pw",
+}
+KAREO_DEMO_MIN_INTERVAL = 10.0  # seconds; a quicker second poll is throttled, as Kareo asks for rare polling
+
+
+def kareo_demo_emulator(today: date) -> KareoEmulator:
+    """Two weeks of weekday appointments in London wall time, deterministic for a given day."""
+    rng = random.Random(today.toordinal() * 7 + 2)
+    emulator = KareoEmulator(
+        {**KAREO_DEMO_CREDENTIALS, "timezone": KAREO_DEMO_ZONE, "min_interval": KAREO_DEMO_MIN_INTERVAL}
+    )
+    modified = datetime.combine(today - timedelta(days=1), time(8, 0))
+    for offset in range(14):
+        day = today + timedelta(days=offset)
+        if day.weekday() >= 5:
+            continue
+        for n, resource in enumerate(KAREO_DEMO_RESOURCES):
+            start = datetime.combine(day, time(10 + rng.randrange(6), rng.choice((0, 30))))
+            emulator.add_appointment(
+                appointment_data(
+                    f"{day:%y%m%d}{n}",
+                    start,
+                    start + timedelta(minutes=50),
+                    resource=resource,
+                    status=rng.choice(("Confirmed", "Confirmed", "Scheduled", "ReminderSent")),
+                    patient_id=20000 + rng.randrange(400),
+                    last_modified=modified,
+                    ServiceLocationName="Harbour Street Practice",
+                )
+            )
+    return emulator
+
+
+class LiveKareoChanges(threading.Thread):
+    """Every `every` seconds Kareo changes: a new appointment, or one rescheduled or cancelled. Kareo has no
+    push, so nothing is announced: the hub's next poll (every 5 minutes at most) brings the change in."""
+
+    def __init__(self, emulator: KareoEmulator, every: float) -> None:
+        super().__init__(name="kareo-live-changes", daemon=True)
+        self.emulator, self.every = emulator, every
+        self.stopped = threading.Event()
+        self.rng = random.Random()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            self.change_one()
+
+    def change_one(self) -> dict[str, str]:
+        now = self.emulator.now_local()
+        existing = [
+            row for row in self.emulator.appointments.values() if row.get("ConfirmationStatus") != "Cancelled"
+        ]
+        roll = self.rng.random()
+        if existing and roll < 0.2:
+            row = self.rng.choice(existing)
+            logger.info("Kareo: appointment %s cancelled", row["ID"])
+            return self.emulator.update_appointment(row["ID"], ConfirmationStatus="Cancelled")
+        if existing and roll < 0.4:
+            row = self.rng.choice(existing)
+            start = datetime.combine(now.date() + timedelta(days=self.rng.randrange(1, 10)), time(9, 0))
+            start += timedelta(minutes=30 * self.rng.randrange(16))
+            logger.info("Kareo: appointment %s rescheduled", row["ID"])
+            return self.emulator.update_appointment(
+                row["ID"],
+                StartDate=kareo_datetime(start),
+                EndDate=kareo_datetime(start + timedelta(minutes=50)),
+            )
+        day = now.date() + timedelta(days=self.rng.randrange(1, 10))
+        start = datetime.combine(day, time(9 + self.rng.randrange(8), self.rng.choice((0, 30))))
+        booking = self.emulator.add_appointment(
+            appointment_data(
+                f"9{now:%y%m%d%H%M%S}",
+                start,
+                start + timedelta(minutes=50),
+                resource=self.rng.choice(KAREO_DEMO_RESOURCES),
+                status="Scheduled",
+                patient_id=20000 + self.rng.randrange(400),
+                last_modified=now,
+                ServiceLocationName="Harbour Street Practice",
+            )
+        )
+        logger.info("Kareo: appointment %s booked", booking["ID"])
+        return booking
+
+
 def run_all(*, ports: dict[str, int], hub_url: str, live_every: float) -> list[Any]:
-    """Start every emulator on its port; returns the servers (and the live feed) to stop."""
-    emulator = zocdoc_demo_emulator(datetime.now(UTC).date())
+    """Start every emulator on its port; returns the servers (and the live feeds) to stop."""
+    today = datetime.now(UTC).date()
+    emulator = zocdoc_demo_emulator(today)
     server, url = serve(emulator, port=ports["zocdoc"])
     logger.info("Zocdoc emulator on %s with %d appointments", url, len(emulator.appointments))
     feed = LiveBookings(emulator, hub_url, live_every)
+    kareo = kareo_demo_emulator(today)
+    kareo_server, kareo_url = serve_kareo(kareo, port=ports["kareo"])
+    logger.info("Kareo/Tebra emulator on %s with %d appointments", kareo_url, len(kareo.appointments))
+    kareo_feed = LiveKareoChanges(kareo, live_every)
     if live_every > 0:
         feed.start()
+        kareo_feed.start()
+    google = google_demo_emulator(datetime.now(UTC).date(), hub_url)
+    google_server, google_url = serve_google(google, port=ports["google"])
+    logger.info("Google Calendar emulator on %s for %s", google_url, ", ".join(GOOGLE_DEMO_ACCOUNTS))
+    google_feed = LiveGoogleEvents(google, live_every * 2)
+    if live_every > 0:
+        google_feed.start()
     sp_emulator = simplepractice_demo_emulator(datetime.now(UTC).date())
     sp_server, sp_url = simplepractice.serve(sp_emulator, port=ports["simplepractice"])
     logger.info("SimplePractice feed emulator on %s/ical/%s.ics", sp_url, SIMPLEPRACTICE_DEMO_TOKEN)
-    return [server, feed, sp_server]
+    return [server, feed, kareo_server, kareo_feed, google_server, google_feed, sp_server]

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
 
 CONNECTORS: dict[str, str] = {
     "zocdoc": "integrations.zocdoc.connector.ZocdocConnector",
+    "kareo": "integrations.kareo.connector.KareoConnector",
+    "google": "integrations.google.connector.GoogleCalendarConnector",
     "ics_feed": "integrations.ics_feed.connector.IcsFeedConnector",
     "simplepractice": "integrations.simplepractice.connector.SimplePracticeConnector",
 }

@@ -17,6 +17,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from lib.bulk import insert_rows, update_rows
 from lib.errors import InvalidInput
 from lib.timeutil import require_interval
 from scheduler.models import (
@@ -317,6 +318,38 @@ def _busy_apply(
     BusyBlock.objects.bulk_update(changed, ["therapist", "start", "end", "updated"], batch_size=500)
 
 
+_STATUSES = frozenset(AppointmentStatus.values)
+_TYPES = frozenset(AppointmentType.values)
+_CHANGED_APPOINTMENT_COLUMNS = (
+    "therapist_id",
+    "start",
+    "end",
+    "status",
+    "type",
+    "patient_ref",
+    "timezone",
+    "raw",
+    "version",
+    "updated",
+)
+_NEW_APPOINTMENT_COLUMNS = (
+    "source_system",
+    "connection_id",
+    "external_id",
+    "recurrence_id",
+    "raw",
+    "therapist_id",
+    "start",
+    "end",
+    "status",
+    "type",
+    "patient_ref",
+    "timezone",
+)
+_LEDGER_CHANGES = ("appointment_id", "busy_block_id", "version", "last_seen_at", "tombstone_reason")
+_LEDGER_COLUMNS = ("connection_id", "external_id", "recurrence_id", *_LEDGER_CHANGES)
+
+
 def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
     """Apply one fetched batch: upsert canonical appointments, update the ledger, apply only authoritative
     deletions, detect conflicts on what changed. Idempotent; older versions never win. (Busy time is
@@ -325,6 +358,9 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
     Bulk throughout: one ledger read per 500 ids, bulk inserts and upserts, detection per page.
     """
     counts = SyncCounts(fetched=len(result.events) + len(result.errors), errors=list(result.errors))
+    result = calendar_events_apply(
+        connection=connection, result=result, counts=counts
+    )  # the hub's own events read back from a calendar
     provider_map = {str(k): v for k, v in (connection.config or {}).get("provider_map", {}).items()}
     zones = dict(Therapist.objects.values_list("pk", "timezone"))
     now = timezone.now()
@@ -339,9 +375,9 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 .defer("appointment__raw")
             ):
                 ledger[(rec.external_id, rec.recurrence_id)] = rec
-        new_appts: list[Appointment] = []
+        new_appts: list[dict[str, Any]] = []
         new_records: list[ExternalRecord] = []
-        changed_appts: list[Appointment] = []
+        changed_appts: list[dict[str, Any]] = []
         touched_records: list[ExternalRecord] = []
         touched: dict[int, list[datetime]] = {}
         cancel_ids: list[int] = []  # authoritative deletions: one UPDATE, no full-row rewrite
@@ -395,23 +431,21 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 "therapist_id": therapist_id,
                 "start": event.start,
                 "end": event.end,
-                "status": event.status
-                if event.status in AppointmentStatus.values
-                else AppointmentStatus.SCHEDULED,
-                "type": event.type if event.type in AppointmentType.values else AppointmentType.OTHER,
+                "status": event.status if event.status in _STATUSES else AppointmentStatus.SCHEDULED,
+                "type": event.type if event.type in _TYPES else AppointmentType.OTHER,
                 "patient_ref": patient_pseudonym(platform, event.patient_key),
                 "timezone": zones[therapist_id],
             }
             if rec is None or rec.appointment is None:
                 new_appts.append(
-                    Appointment(
-                        source_system=platform,
-                        connection=connection,
-                        external_id=event.external_id,
-                        recurrence_id=event.recurrence_id,
-                        raw=event.raw,
+                    {
+                        "source_system": platform,
+                        "connection_id": connection.pk,
+                        "external_id": event.external_id,
+                        "recurrence_id": event.recurrence_id,
+                        "raw": event.raw,
                         **values,
-                    )
+                    }
                 )
                 if rec is None:
                     rec = ExternalRecord(
@@ -433,7 +467,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 for k, v in values.items():
                     setattr(appt, k, v)
                 appt.raw, appt.version = event.raw, appt.version + 1
-                changed_appts.append(appt)
+                changed_appts.append({**values, "pk": appt.pk, "raw": event.raw, "version": appt.version})
                 rec.version, rec.last_seen_at, rec.tombstone_reason = event.version, now, ""
                 touched_records.append(rec)
                 touched.setdefault(old[2], []).extend(old[:2])
@@ -469,6 +503,9 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
             gone = (
                 ExternalRecord.objects.filter(
                     connection=connection,
+                    # Only what this connection brought in: the hub's own appointments written to a calendar
+                    # are judged by calendar_events_apply, not by their absence from a read.
+                    appointment__connection=connection,
                     tombstone_reason="",
                     appointment__start__lt=hi,
                     appointment__end__gt=lo,
@@ -487,36 +524,33 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 counts.cancelled += 1
                 touched.setdefault(appt.therapist_id, []).extend([appt.start, appt.end])
 
-        created = Appointment.objects.bulk_create(new_appts, batch_size=500)
-        for appt, rec in zip(created, linked, strict=True):
-            rec.appointment = appt
-        ExternalRecord.objects.bulk_create(new_records, batch_size=500)
-        # Updates as an upsert on the primary key (INSERT .. ON CONFLICT (id) DO UPDATE): much faster than
-        # bulk_update's CASE WHEN per column, which SQLite parses slowly for large batches.
-        Appointment.objects.bulk_create(
-            changed_appts,
-            update_conflicts=True,
-            unique_fields=["id"],
-            batch_size=500,
-            update_fields=[
-                "therapist",
-                "start",
-                "end",
-                "status",
-                "type",
-                "patient_ref",
-                "timezone",
-                "raw",
-                "version",
-                "updated",
-            ],
+        # executemany without Django's per-value preparation (lib.bulk): most of a page's time otherwise.
+        insert_rows(Appointment, new_appts, attnames=_NEW_APPOINTMENT_COLUMNS)
+        ids: dict[tuple[str, str], int] = {}
+        for chunk in _chunks([row["external_id"] for row in new_appts]):
+            ids.update(
+                ((eid, rid), pk)
+                for pk, eid, rid in Appointment.objects.filter(
+                    source_system=platform, connection=connection, external_id__in=chunk
+                ).values_list("pk", "external_id", "recurrence_id")
+            )
+        for row, rec in zip(new_appts, linked, strict=True):
+            rec.appointment_id = ids[(row["external_id"], row["recurrence_id"])]
+        insert_rows(
+            ExternalRecord,
+            ({name: getattr(rec, name) for name in _LEDGER_COLUMNS} for rec in new_records),
+            attnames=_LEDGER_COLUMNS,
         )
-        ExternalRecord.objects.bulk_create(
-            touched_records,
-            update_conflicts=True,
-            unique_fields=["id"],
-            batch_size=500,
-            update_fields=["appointment", "busy_block", "version", "last_seen_at", "tombstone_reason"],
+        for row in changed_appts:
+            row["updated"] = now
+        update_rows(Appointment, changed_appts, attnames=_CHANGED_APPOINTMENT_COLUMNS)
+        update_rows(
+            ExternalRecord,
+            (
+                {"pk": rec.pk, **{name: getattr(rec, name) for name in _LEDGER_CHANGES}}
+                for rec in touched_records
+            ),
+            attnames=_LEDGER_CHANGES,
         )
         for chunk in _chunks(cancel_ids):
             Appointment.objects.filter(pk__in=chunk).update(
@@ -648,6 +682,35 @@ def connection_schedule(*, connection: Connection) -> None:
         # one whole interval later.
         task.last_run_at = timezone.now() - timedelta(minutes=minutes)
         task.save(update_fields=["last_run_at"])
+
+
+def connection_set_credentials(*, actor: Any, connection: Connection, values: dict[str, Any]) -> Connection:
+    """Merge ``values`` into the connection's encrypted credentials (a None value removes that key).
+    Audited by key name only: the values never reach the log. A connection waiting for re-authorisation
+    is given another chance (status ok), since new credentials are what it was waiting for."""
+    if not isinstance(values, dict) or not all(isinstance(k, str) and k for k in values):
+        raise InvalidInput("Credentials are a mapping of named values.")
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update().get(pk=connection.pk)
+        credentials = dict(connection.credentials or {})
+        for key, value in values.items():
+            if value is None:
+                credentials.pop(key, None)
+            else:
+                credentials[key] = value
+        connection.credentials = credentials
+        fields = ["credentials", "updated"]
+        if connection.status == Connection.Status.NEEDS_REAUTH:
+            connection.status, connection.last_error = Connection.Status.OK, ""
+            fields += ["status", "last_error"]
+        connection.save(update_fields=fields)
+        audit_record(
+            actor=actor,
+            action="integrations.connection.credentials_set",
+            target=connection,
+            details={"names": sorted(values), "removed": sorted(k for k, v in values.items() if v is None)},
+        )
+    return connection
 
 
 def connection_request_sync(*, actor: Any | None, connection: Connection, reason: str = "requested") -> None:
@@ -952,3 +1015,194 @@ def write_jobs_retry(*, actor: Any, jobs: Any) -> int:
             )
             retried += 1
     return retried
+
+
+# --- calendars: busy time and the hub's own events (Google; Outlook and CalDAV to follow) ----------------
+#
+# A connected calendar reports two kinds of events besides appointments: busy time (events the hub did not
+# write: only their time is kept, as BusyBlock rows) and the hub's own appointments read back (events carrying
+# the hub's private marker, ExternalEvent.hub_uid). sync_apply hands both to calendar_events_apply first.
+#
+# The rule for the hub's own events, when Google and the hub disagree:
+# - timing (start/end) is last-writer-wins by timestamp: the event's ``updated`` stamp against the
+#   appointment's ``updated``. Google newer: the hub appointment moves (audited with source "google"; a clash
+#   opens a conflict rather than being refused, since the therapist already moved it). Hub newer: the hub's
+#   time is pushed again.
+# - everything else (status, title, description, attendees ...) belongs to the hub: a deletion in Google
+#   cancels the appointment only when the connection has ``config["google_may_cancel"]``; otherwise the event
+#   is written again (its id is reused) and the run records a note. Appointments that came from another
+#   platform (Zocdoc ...) never take their timing from Google: that platform is their source.
+
+
+def calendar_events_apply(*, connection: Connection, result: FetchResult, counts: SyncCounts) -> FetchResult:
+    """Apply the hub's own events of ``result`` (the rule above); return the rest for sync_apply.
+
+    Busy time (``busy_only``) stays in the batch: sync_apply's bulk path stores it as BusyBlocks
+    (`_busy_apply`). An event that carries our marker but turns out not to be ours (an unknown uid,
+    another therapist's appointment) is returned as busy time.
+    """
+    from dataclasses import replace
+
+    # Calendar events only (busy time, or marked as ours); a tombstone of our own event arrives as busy time
+    # without the marker (Google's minimal cancelled events), and the ledger recognises it.
+    candidates = [e for e in result.events if e.hub_uid or e.busy_only]
+    if not candidates:
+        return result
+    with transaction.atomic():
+        ledger: dict[str, ExternalRecord] = {}
+        for chunk in _chunks(list({e.external_id for e in candidates})):
+            for rec in ExternalRecord.objects.filter(
+                connection=connection, external_id__in=chunk, recurrence_id=""
+            ).select_related("appointment"):
+                ledger[rec.external_id] = rec
+
+        def ours(event: ExternalEvent) -> bool:
+            if event.hub_uid:
+                return True
+            rec = ledger.get(event.external_id)
+            # Written by the write queue: the ledger links it to a hub appointment from elsewhere.
+            return (
+                rec is not None
+                and rec.appointment is not None
+                and rec.appointment.connection_id != connection.pk
+                and rec.busy_block_id is None
+            )
+
+        own = [e for e in candidates if ours(e)]
+        if not own:
+            return result
+        not_ours = own_events_apply(connection=connection, events=own, ledger=ledger, counts=counts)
+    own_ids = {id(e) for e in own}
+    rest = [e for e in result.events if id(e) not in own_ids]
+    rest += [replace(e, busy_only=True, hub_uid="") for e in not_ours]
+    return replace(result, events=rest)
+
+
+def own_events_apply(
+    *, connection: Connection, events: list[Any], ledger: dict[str, ExternalRecord], counts: SyncCounts
+) -> list[Any]:
+    """The hub's own appointments read back from a calendar (the rule above). Returns the events that turn
+    out not to be ours after all (an unknown uid, another therapist's appointment): they are busy time."""
+    import uuid
+
+    not_ours: list[Any] = []
+    now = timezone.now()
+    for event in events:
+        rec = ledger.get(event.external_id)
+        appointment = rec.appointment if rec is not None else None
+        if appointment is None and event.hub_uid:
+            try:
+                appointment = Appointment.objects.filter(uid=uuid.UUID(event.hub_uid)).first()
+            except ValueError:
+                appointment = None
+        if appointment is None or appointment.therapist_id != connection.therapist_id:
+            if not event.deleted or rec is None:
+                not_ours.append(event)
+            continue
+        if rec is None:
+            rec = ExternalRecord(
+                connection=connection, external_id=event.external_id, appointment=appointment
+            )
+        rec.version, rec.last_seen_at = event.version or rec.version, now
+        rec.save()
+        if event.deleted:
+            _own_event_deleted(connection=connection, appointment=appointment, rec=rec, counts=counts)
+        elif appointment.status == AppointmentStatus.CANCELLED:
+            # Cancelled in the hub, still in the calendar: the hub decides status; send the deletion again.
+            write_queue_enqueue(appointment=appointment, operation="delete")
+            counts.unchanged += 1
+        elif (appointment.start, appointment.end) == (event.start, event.end):
+            counts.unchanged += 1  # our own write read back (echo): nothing to do
+        elif (
+            appointment.source_system == "hub"
+            and event.version
+            and _stamp(event.version) > appointment.updated
+            and appointment.status in (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED)
+        ):
+            _own_event_moved(connection=connection, appointment=appointment, event=event, counts=counts)
+        else:
+            write_queue_enqueue(appointment=appointment, operation="update")  # the hub's time wins
+            counts.unchanged += 1
+    return not_ours
+
+
+def _own_event_deleted(
+    *, connection: Connection, appointment: Appointment, rec: ExternalRecord, counts: SyncCounts
+) -> None:
+    from scheduler.services import appointment_cancel
+
+    if appointment.status not in (AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIRMED):
+        counts.unchanged += 1  # our own cancellation read back
+        return
+    if (connection.config or {}).get("google_may_cancel") and appointment.source_system == "hub":
+        appointment_cancel(actor=None, appointment=appointment, reason="Deleted in the connected calendar.")
+        rec.tombstone_reason = "deleted at source"
+        rec.save(update_fields=["tombstone_reason"])
+        audit_record(
+            actor=None,
+            action="integrations.appointment.cancelled_in_calendar",
+            target=appointment,
+            details={"source": connection.platform, "connection_id": connection.pk},
+        )
+        counts.cancelled += 1
+        return
+    # The calendar may not cancel: write the event again (its id is reused) and say so.
+    Appointment.objects.filter(pk=appointment.pk).update(version=F("version") + 1, updated=timezone.now())
+    appointment.refresh_from_db(fields=["version", "updated"])
+    write_queue_enqueue(appointment=appointment, operation="create")
+    audit_record(
+        actor=None,
+        action="integrations.appointment.restored_in_calendar",
+        target=appointment,
+        details={"source": connection.platform, "connection_id": connection.pk},
+    )
+    counts.errors.append(
+        f"{rec.external_id}: deleted in {connection.get_platform_display()}; written again, because this "
+        "connection does not let the calendar cancel hub appointments (cancel it in the hub instead)."
+    )
+
+
+def _own_event_moved(
+    *, connection: Connection, appointment: Appointment, event: Any, counts: SyncCounts
+) -> None:
+    """Apply a time the therapist set in the calendar: never refused (it already happened there); a clash is
+    stored as an admin-style override with the reason, and detection opens the conflict for staff."""
+    from conflicts.services import conflicts_detect
+    from scheduler.services import _clashing_ids
+
+    try:
+        start, end = require_interval(event.start, event.end, max_length=MAX_APPOINTMENT_LENGTH)
+    except InvalidInput as exc:
+        counts.errors.append(f"{event.external_id}: {exc}; the hub's time is written back")
+        write_queue_enqueue(appointment=appointment, operation="update")
+        return
+    Therapist.objects.select_for_update().get(pk=appointment.therapist_id)
+    old = (appointment.start, appointment.end)
+    clashes = _clashing_ids(
+        therapist_id=appointment.therapist_id,
+        start=start,
+        end=end,
+        service=appointment.service,
+        exclude_pk=appointment.pk,
+    )
+    appointment.start, appointment.end = start, end
+    if clashes and not appointment.override_reason:
+        # Exempts it from the database's no-double-booking constraint; the open conflict is the flag.
+        appointment.override_reason = f"Moved in {connection.get_platform_display()} onto a clash."
+    appointment.version += 1
+    appointment.save(update_fields=["start", "end", "override_reason", "version", "updated"])
+    audit_record(
+        actor=None,
+        action="integrations.appointment.moved_in_calendar",
+        target=appointment,
+        details={
+            "source": connection.platform,
+            "connection_id": connection.pk,
+            "from": [old[0].isoformat(), old[1].isoformat()],
+            "to": [start.isoformat(), end.isoformat()],
+            "clashes": clashes,
+        },
+    )
+    write_queue_enqueue(appointment=appointment, operation="update")  # the therapist's other calendars
+    conflicts_detect(therapist_ids=[appointment.therapist_id], start=min(old[0], start), end=max(old[1], end))
+    counts.updated += 1

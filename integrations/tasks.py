@@ -24,6 +24,14 @@ def write_queue_drain_task() -> dict[str, int]:
 
 
 @shared_task(acks_late=True)
+def google_channels_renew_task() -> list[int]:
+    """Renew Google push channels before they expire (beat, every 30 minutes)."""
+    from integrations.google.services import google_channels_renew
+
+    return google_channels_renew()
+
+
+@shared_task(acks_late=True)
 def ics_import_task(import_id: int) -> dict[str, object]:
     """One uploaded .ics file, imported in the background with progress on its IcsImport row."""
     from integrations.ics_feed.services import ics_import_run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from django.db import IntegrityError, transaction
@@ -33,7 +32,11 @@ def webhook_receive(request: HttpRequest, platform: str) -> HttpResponse:
             {"error": {"code": "too_large", "message": "Body too large.", "details": {}}}, status=413
         )
     # A platform signs with one connection's secret; the first connection that verifies it owns the event.
-    for connection in Connection.objects.filter(platform=platform).exclude(status=Connection.Status.PAUSED):
+    candidates = Connection.objects.filter(platform=platform).exclude(status=Connection.Status.PAUSED)
+    narrowed = cls.webhook_connection_filter(request)
+    if narrowed is not None:
+        candidates = candidates.filter(**narrowed)
+    for connection in candidates:
         try:
             event_ids = cls(connection).parse_webhook(request)
         except (ConnectorAuthError, ConnectorConfigError):
@@ -43,7 +46,7 @@ def webhook_receive(request: HttpRequest, platform: str) -> HttpResponse:
             return JsonResponse(
                 {"error": {"code": "invalid", "message": exc.message, "details": {}}}, status=400
             )
-        delivery = hashlib.sha256(request.body).hexdigest()
+        delivery = cls.webhook_delivery_id(request)
         try:
             with transaction.atomic():
                 WebhookDelivery.objects.create(

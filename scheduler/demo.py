@@ -196,10 +196,14 @@ def demo_seed(*, today: date | None = None) -> DemoSummary:
         if Office.objects.filter(name=MARKER_OFFICE).exists():
             _reset_logins()
             _live_zocdoc_connection()
+            _live_kareo_connection()
+            _google_demo_connections()
             _live_simplepractice_connection()
             return _summary(already_seeded=True)
         skipped = _Seeder(today).run()
         _live_zocdoc_connection()
+        _live_kareo_connection()
+        _google_demo_connections()
         _live_simplepractice_connection()
     return _summary(already_seeded=False, skipped=skipped)
 
@@ -244,6 +248,50 @@ def _live_zocdoc_connection() -> Connection:
     )
     connection_schedule(connection=connection)
     return connection
+
+
+LIVE_KAREO = "Kareo / Tebra (live emulator)"
+
+
+def _live_kareo_connection() -> Connection:
+    """The practice's Kareo/Tebra account, served by `manage.py run_emulators`: polled on its own beat
+    schedule (never more often than every 5 minutes; Kareo has no push). Idempotent."""
+    from django.conf import settings
+
+    from integrations.emulators import KAREO_DEMO_CREDENTIALS, KAREO_DEMO_RESOURCES, KAREO_DEMO_ZONE
+    from integrations.kareo.emulator import SERVICE_PATH
+    from integrations.services import connection_schedule
+
+    existing = Connection.objects.filter(platform=SourceSystem.KAREO, display_name=LIVE_KAREO).first()
+    if existing is not None:
+        return existing
+    url = f"http://127.0.0.1:{settings.EMULATOR_PORTS['kareo']}{SERVICE_PATH}"
+    # The practice zone's therapists (London, Harbour Street): Kareo's wall times are read in that zone.
+    therapists = Therapist.objects.filter(timezone=KAREO_DEMO_ZONE).order_by("pk")[
+        : len(KAREO_DEMO_RESOURCES)
+    ]
+    connection = _audited_create(
+        Connection(
+            platform=SourceSystem.KAREO,
+            display_name=LIVE_KAREO,
+            credentials={**KAREO_DEMO_CREDENTIALS, "wsdl_url": f"{url}?wsdl"},
+            config={
+                "timezone": KAREO_DEMO_ZONE,
+                "provider_map": dict(zip(KAREO_DEMO_RESOURCES, [t.pk for t in therapists], strict=False)),
+                "window_past_days": 7,
+                "window_future_days": 30,
+            },
+        ),
+        "integrations.connection.created",
+    )
+    connection_schedule(connection=connection)
+    return connection
+
+
+def _google_demo_connections() -> None:
+    from integrations.google.demo import google_demo_connect
+
+    google_demo_connect()
 
 
 LIVE_SIMPLEPRACTICE = "SimplePractice feed (live emulator)"

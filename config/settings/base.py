@@ -237,15 +237,53 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=0),
     },
     "write-queue-drain": {"task": "integrations.tasks.write_queue_drain_task", "schedule": 60.0},
+    "google-channels-renew": {
+        "task": "integrations.tasks.google_channels_renew_task",
+        "schedule": crontab(minute="*/30"),
+    },
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # The demo's platform emulators (`manage.py run_emulators`) and where they announce webhooks.
 EMULATOR_PORTS = {
     "zocdoc": env.int("EMULATOR_ZOCDOC_PORT", default=8701),
+    "kareo": env.int("EMULATOR_KAREO_PORT", default=8702),
+    "google": env.int("EMULATOR_GOOGLE_PORT", default=8703),
     "simplepractice": env.int("EMULATOR_SIMPLEPRACTICE_PORT", default=8704),
 }
 DEMO_HUB_URL = env.str("DEMO_HUB_URL", default="http://127.0.0.1:8000")
+# Where people and external calendars reach the hub (deep links in events, push notification addresses).
+HUB_BASE_URL = env.str("HUB_BASE_URL", default=DEMO_HUB_URL)
+
+# Google Calendar (integrations/google): the real endpoints by default. GOOGLE_EMULATOR=1 (`make demo`) points
+# them all at the emulator `run_emulators` serves, with its demo OAuth client; each can still be set alone.
+_GOOGLE_EMU = (
+    f"http://127.0.0.1:{EMULATOR_PORTS['google']}" if env.bool("GOOGLE_EMULATOR", default=False) else ""
+)
+GOOGLE_CALENDAR_API_ENDPOINT = env.str(
+    "GOOGLE_CALENDAR_API_ENDPOINT",
+    default=f"{_GOOGLE_EMU}/calendar/v3/" if _GOOGLE_EMU else "https://www.googleapis.com/calendar/v3/",
+)
+GOOGLE_OAUTH_AUTH_URI = env.str(
+    "GOOGLE_OAUTH_AUTH_URI",
+    default=f"{_GOOGLE_EMU}/o/oauth2/v2/auth"
+    if _GOOGLE_EMU
+    else "https://accounts.google.com/o/oauth2/v2/auth",
+)
+GOOGLE_OAUTH_TOKEN_URI = env.str(
+    "GOOGLE_OAUTH_TOKEN_URI",
+    default=f"{_GOOGLE_EMU}/token" if _GOOGLE_EMU else "https://oauth2.googleapis.com/token",
+)
+GOOGLE_OAUTH_REVOKE_URI = env.str(
+    "GOOGLE_OAUTH_REVOKE_URI",
+    default=f"{_GOOGLE_EMU}/revoke" if _GOOGLE_EMU else "https://oauth2.googleapis.com/revoke",
+)
+GOOGLE_OAUTH_CLIENT_ID = env.str(
+    "GOOGLE_OAUTH_CLIENT_ID", default="demo-hub.apps.googleusercontent.com" if _GOOGLE_EMU else ""
+)
+GOOGLE_OAUTH_CLIENT_SECRET = env.str(
+    "GOOGLE_OAUTH_CLIENT_SECRET", default="demo-google-secret" if _GOOGLE_EMU else ""
+)
 
 # iCalendar export, subscription feeds and import (docs/ical.md).
 ICS_ALARM_MINUTES = env.list("ICS_ALARM_MINUTES", cast=int, default=[60, 1440])  # VALARM lead times

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django_celery_beat.models import PeriodicTask
 
-from integrations.emulators import ZOCDOC_DEMO_PROVIDERS, LiveBookings, zocdoc_demo_emulator
+from integrations.emulators import (
+    KAREO_DEMO_RESOURCES,
+    KAREO_DEMO_ZONE,
+    ZOCDOC_DEMO_PROVIDERS,
+    LiveBookings,
+    LiveKareoChanges,
+    kareo_demo_emulator,
+    zocdoc_demo_emulator,
+)
+from integrations.kareo.emulator import SERVICE_PATH as KAREO_SERVICE_PATH
+from integrations.kareo.emulator import serve as serve_kareo
 from integrations.models import Connection, WebhookDelivery
 from integrations.services import connection_sync
 from integrations.zocdoc.emulator import serve
-from scheduler.demo import LIVE_ZOCDOC, demo_seed
-from scheduler.models import Appointment
+from scheduler.demo import LIVE_KAREO, LIVE_ZOCDOC, demo_seed
+from scheduler.models import Appointment, Therapist
 
 
 @pytest.fixture
@@ -65,6 +76,70 @@ def test_a_live_booking_is_announced_to_the_hub_by_a_signed_webhook(live_server,
     assert WebhookDelivery.objects.get(connection=connection).event_ids == [booking["appointment_id"]]
     # Tasks run eagerly in tests: the webhook's early sync has already brought the booking in.
     assert Appointment.objects.filter(connection=connection, external_id=booking["appointment_id"]).exists()
+
+
+# --- Kareo / Tebra: no push; the hub's poll brings the changes in ------------------------------------
+
+
+@pytest.fixture
+def seeded_kareo(db, settings):
+    demo_seed(today=date(2026, 11, 23))
+    return Connection.objects.get(display_name=LIVE_KAREO)
+
+
+def _point_kareo_at(connection: Connection, url: str) -> None:
+    connection.credentials = {**connection.credentials, "wsdl_url": f"{url}{KAREO_SERVICE_PATH}?wsdl"}
+    connection.save()
+
+
+def test_seed_demo_connects_the_live_kareo_account_in_its_practice_zone(seeded_kareo):
+    config = seeded_kareo.config
+    assert config["timezone"] == KAREO_DEMO_ZONE
+    mapped = config["provider_map"]
+    assert sorted(mapped) == sorted(KAREO_DEMO_RESOURCES) and len(set(mapped.values())) == 2
+    assert set(Therapist.objects.filter(pk__in=mapped.values()).values_list("timezone", flat=True)) == {
+        KAREO_DEMO_ZONE
+    }
+    task = PeriodicTask.objects.get(name=f"sync connection {seeded_kareo.pk}")
+    assert task.enabled and task.interval.every >= 5
+    demo_seed(today=date(2026, 11, 23))  # idempotent
+    assert Connection.objects.filter(display_name=LIVE_KAREO).count() == 1
+
+
+def test_the_kareo_demo_emulator_is_deterministic_per_day():
+    day = date(2026, 11, 23)
+    assert kareo_demo_emulator(day).appointments == kareo_demo_emulator(day).appointments
+    assert kareo_demo_emulator(day).appointments != kareo_demo_emulator(day + timedelta(days=1)).appointments
+
+
+def test_kareo_demo_appointments_and_a_live_change_arrive_through_polls(seeded_kareo):
+    emulator = kareo_demo_emulator(datetime.now(UTC).date())
+    emulator.min_interval = 0  # the test polls back to back
+    server, url = serve_kareo(emulator)
+    try:
+        _point_kareo_at(seeded_kareo, url)
+        first = connection_sync(connection_id=seeded_kareo.pk)
+        seeded_count = len(emulator.appointments)
+        changed = LiveKareoChanges(emulator, every=0).change_one()
+        second = connection_sync(connection_id=seeded_kareo.pk)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert first.status == "ok" and first.full_read and first.created == seeded_count > 0
+    in_zone = Appointment.objects.filter(connection=seeded_kareo, therapist__timezone=KAREO_DEMO_ZONE)
+    assert in_zone.count() == first.created + second.created
+    assert second.status == "ok" and not second.full_read
+    assert second.created + second.updated + second.cancelled == 1
+    # The change is stored as Kareo now has it: London wall time, status mapped.
+    stored = Appointment.objects.get(connection=seeded_kareo, external_id=changed["ID"])
+    start = datetime.strptime(changed["StartDate"], "%m/%d/%Y %I:%M:%S %p").replace(
+        tzinfo=ZoneInfo(KAREO_DEMO_ZONE)
+    )
+    assert stored.start == start
+    assert stored.status == {"Cancelled": "cancelled", "Confirmed": "confirmed"}.get(
+        changed["ConfirmationStatus"],
+        "scheduled",  # Scheduled, ReminderSent
+    )
 
 
 def test_seed_demo_subscribes_a_simplepractice_feed_whose_emulator_serves_it(db, settings):

@@ -21,7 +21,10 @@ class Command(BaseCommand):
             "--live-every",
             type=float,
             default=120.0,
-            help="Seconds between new live bookings announced by webhook (0: none).",
+            help=(
+                "Seconds between live changes: Zocdoc bookings announced by webhook, Kareo/Tebra changes "
+                "found by the hub's next poll (0: none)."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
