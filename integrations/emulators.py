@@ -315,6 +315,6 @@ def run_all(*, ports: dict[str, int], hub_url: str, live_every: float) -> list[A
     if live_every > 0:
         google_feed.start()
     sp_emulator = simplepractice_demo_emulator(datetime.now(UTC).date())
-    sp_server, sp_url = simplepractice.serve(sp_emulator, port=ports["simplepractice"])
+    sp_server, sp_url = simplepractice.serve(sp_emulator, port=ports.get("simplepractice", 0))
     logger.info("SimplePractice feed emulator on %s/ical/%s.ics", sp_url, SIMPLEPRACTICE_DEMO_TOKEN)
     return [server, feed, kareo_server, kareo_feed, google_server, google_feed, sp_server]

@@ -187,7 +187,15 @@ class IcsFeedConnector(Connector):
             raise ConnectorError(f"{self.platform}: {exc.message}", permanent=True) from None
         except ConnectorError as exc:
             # The URL is a secret: it must not reach messages shown to staff or stored on runs.
-            exc.message = exc.message.replace(url, redacted(url)).replace(urlsplit(url).path, "/…")
+            parts = urlsplit(url)
+            for secret in (
+                url,
+                f"{parts.path}?{parts.query}" if parts.query else "",
+                parts.path,
+                parts.query,
+            ):
+                if secret and secret != "/":
+                    exc.message = exc.message.replace(secret, redacted(url) if secret == url else "…")
             exc.args = (exc.message,)
             raise
         except requests.RequestException as exc:  # the body broke off mid-transfer

@@ -167,3 +167,27 @@ def test_seed_demo_subscribes_a_simplepractice_feed_whose_emulator_serves_it(db,
     assert run.status == "ok" and run.created > 10, run.errors
     refs = set(Appointment.objects.filter(connection=connection).values_list("patient_ref", flat=True))
     assert all(ref == "" or ref.startswith("simplepractice:") for ref in refs) and len(refs) > 2
+
+
+def test_run_all_serves_the_simplepractice_feed():
+    from integrations.emulators import SIMPLEPRACTICE_DEMO_TOKEN, run_all
+
+    servers = run_all(
+        ports={"zocdoc": 0, "kareo": 0, "google": 0, "simplepractice": 0},
+        hub_url="http://127.0.0.1:9",
+        live_every=0,
+    )
+    try:
+        (feed,) = [
+            s for s in servers if type(getattr(s, "emulator", None)).__name__ == "SimplePracticeEmulator"
+        ]
+        import requests
+
+        url = f"http://127.0.0.1:{feed.server_port}/ical/{SIMPLEPRACTICE_DEMO_TOKEN}.ics"
+        response = requests.get(url, timeout=10)
+        assert response.status_code == 200 and b"BEGIN:VEVENT" in response.content
+    finally:
+        for server in servers:
+            if hasattr(server, "shutdown"):
+                server.shutdown()
+                server.server_close()

@@ -138,16 +138,16 @@ def test_a_failed_fetch_changes_nothing_and_never_shows_the_secret_url(
 def test_a_timeout_is_a_retryable_error(emulator, feed):
     token, connection = feed
     emulator.set_fault("timeout", seconds=1.5)
-    connector = SimplePracticeConnector(Connection.objects.get(pk=connection.pk))
+    stored = Connection.objects.get(pk=connection.pk)
+    stored.credentials = {"url": stored.credentials["url"] + "?key=sekrit-query"}
+    connector = SimplePracticeConnector(stored)
     connector.http.timeout = (1.0, 0.5)
     window = (datetime.now(UTC) - timedelta(days=1), datetime.now(UTC) + timedelta(days=30))
     with pytest.raises(ConnectorError) as failed:
         connector.fetch(cursor=None, window=window)
-    assert (
-        not failed.value.permanent
-        and "timed out" in failed.value.message
-        and token not in failed.value.message
-    )
+    message = failed.value.message
+    assert not failed.value.permanent and "timed out" in message
+    assert token not in message and "sekrit" not in message and "http://127.0.0.1:" in message
 
 
 def test_a_feed_without_vtimezone_and_an_oversized_feed(emulator, base_url, therapist_a, settings):
