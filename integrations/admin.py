@@ -106,7 +106,7 @@ class ConnectionAdmin(AuditedModelAdmin):
         "last_error",
     )
     list_filter = ("platform", "status")
-    readonly_fields = ("status", "last_synced_at", "last_error", "next_run")
+    readonly_fields = ("status", "last_synced_at", "last_error", "sync_not_before", "next_run")
     inlines = [SyncRunInline]
     actions = ["sync_now", "pause", "resume"]
 

@@ -158,6 +158,11 @@ class Connector:
         """
         raise ConnectorError(f"{self.platform} has no webhooks.", permanent=True)
 
+    def refreshed_tokens(self) -> dict[str, Any] | None:
+        """Credentials the connector renewed during this run (an OAuth access token and its expiry), for the
+        hub to store encrypted so the next run does not refresh again; None when nothing changed."""
+        return None
+
     @classmethod
     def webhook_connection_filter(cls, request: HttpRequest) -> dict[str, Any] | None:
         """Lookups that narrow the connections a delivery may belong to (e.g. Google names its channel in a

@@ -10,6 +10,7 @@ import random
 import threading
 import urllib.request
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from .google.emulator import GoogleCalendarEmulator
@@ -294,27 +295,58 @@ class LiveKareoChanges(threading.Thread):
         return booking
 
 
-def run_all(*, ports: dict[str, int], hub_url: str, live_every: float) -> list[Any]:
-    """Start every emulator on its port; returns the servers (and the live feeds) to stop."""
+def load_scenario(path: str | Path) -> dict[str, Any]:
+    """A scenario file: the JSON object an emulator is constructed from (its credentials, its records)."""
+    try:
+        scenario = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"Cannot read the scenario {path}: {exc}") from exc
+    if not isinstance(scenario, dict):
+        raise ValueError(f"The scenario {path} is not a JSON object.")
+    return scenario
+
+
+def run_all(
+    *, ports: dict[str, int], hub_url: str, live_every: float, scenarios: dict[str, str] | None = None
+) -> list[Any]:
+    """Start every emulator on its port; returns the servers (and the live feeds) to stop.
+
+    ``scenarios`` maps a platform to a scenario file that replaces the demo's generated state."""
+    scenarios = scenarios or {}
+    unknown = set(scenarios) - {"zocdoc", "kareo", "google"}
+    if unknown:
+        raise ValueError(f"No emulator for {', '.join(sorted(unknown))}.")
     today = datetime.now(UTC).date()
-    emulator = zocdoc_demo_emulator(today)
+    emulator = (
+        ZocdocEmulator(load_scenario(scenarios["zocdoc"]))
+        if "zocdoc" in scenarios
+        else zocdoc_demo_emulator(today)
+    )
     server, url = serve(emulator, port=ports["zocdoc"])
     logger.info("Zocdoc emulator on %s with %d appointments", url, len(emulator.appointments))
     feed = LiveBookings(emulator, hub_url, live_every)
-    kareo = kareo_demo_emulator(today)
+    kareo = (
+        KareoEmulator(load_scenario(scenarios["kareo"]))
+        if "kareo" in scenarios
+        else kareo_demo_emulator(today)
+    )
     kareo_server, kareo_url = serve_kareo(kareo, port=ports["kareo"])
     logger.info("Kareo/Tebra emulator on %s with %d appointments", kareo_url, len(kareo.appointments))
     kareo_feed = LiveKareoChanges(kareo, live_every)
     if live_every > 0:
         feed.start()
         kareo_feed.start()
-    google = google_demo_emulator(datetime.now(UTC).date(), hub_url)
+    google = (
+        GoogleCalendarEmulator(load_scenario(scenarios["google"]))
+        if "google" in scenarios
+        else google_demo_emulator(today, hub_url)
+    )
     google_server, google_url = serve_google(google, port=ports["google"])
     logger.info("Google Calendar emulator on %s for %s", google_url, ", ".join(GOOGLE_DEMO_ACCOUNTS))
     google_feed = LiveGoogleEvents(google, live_every * 2)
     if live_every > 0:
         google_feed.start()
-    sp_emulator = simplepractice_demo_emulator(datetime.now(UTC).date())
+    sp_emulator = simplepractice_demo_emulator(today)
     sp_server, sp_url = simplepractice.serve(sp_emulator, port=ports.get("simplepractice", 0))
     logger.info("SimplePractice feed emulator on %s/ical/%s.ics", sp_url, SIMPLEPRACTICE_DEMO_TOKEN)
     return [server, feed, kareo_server, kareo_feed, google_server, google_feed, sp_server]

@@ -48,6 +48,9 @@ class Connection(models.Model):
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     sync_interval_minutes = models.PositiveIntegerField(default=15)
+    # Set when the platform asked us to slow down (429 + Retry-After, Kareo's throttling): no sync, scheduled
+    # or requested, runs before it.
+    sync_not_before = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -217,6 +217,15 @@ def _detect_touched(touched: dict[int, list[datetime]]) -> None:
         conflicts_detect(therapist_ids=[therapist_id], start=min(instants), end=max(instants))
 
 
+def _event_problem(event: ExternalEvent, therapist_id: int | None) -> str:
+    """Why an event cannot be stored (reported in the run's errors, the rest applied), or ""."""
+    if therapist_id is None:
+        return f"{event.external_id}: no therapist mapped for provider {event.provider_key!r}"
+    if event.start is None or event.end is None or not event.start < event.end:
+        return f"{event.external_id}: missing or inverted start/end"
+    return ""
+
+
 def _busy_apply(
     connection: Connection,
     items: list[tuple[ExternalEvent, ExternalRecord | None]],
@@ -254,13 +263,9 @@ def _busy_apply(
                 touched_records.append(rec)
             continue
         therapist_id = therapist_for(event.provider_key)
-        if therapist_id is None:
-            counts.errors.append(
-                f"{event.external_id}: no therapist mapped for provider {event.provider_key!r}"
-            )
-            continue
-        if event.start is None or event.end is None or not event.start < event.end:
-            counts.errors.append(f"{event.external_id}: missing or inverted start/end")
+        problem = _event_problem(event, therapist_id)
+        if problem:
+            counts.errors.append(problem)
             continue
         if block is None:
             block = BusyBlock(
@@ -416,16 +421,11 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                     touched_records.append(rec)
                 continue
             therapist_id = connection.therapist_id or provider_map.get(event.provider_key)
-            if therapist_id is None or therapist_id not in zones:
-                counts.errors.append(
-                    f"{event.external_id}: no therapist mapped for provider {event.provider_key!r}"
-                )
-                continue
-            if event.start is None or event.end is None or not event.start < event.end:
-                counts.errors.append(f"{event.external_id}: missing or inverted start/end")
-                continue
-            if event.end - event.start > MAX_APPOINTMENT_LENGTH:
-                counts.errors.append(f"{event.external_id}: longer than {MAX_APPOINTMENT_LENGTH}")
+            problem = _event_problem(event, therapist_id if therapist_id in zones else None)
+            if not problem and event.end - event.start > MAX_APPOINTMENT_LENGTH:
+                problem = f"{event.external_id}: longer than {MAX_APPOINTMENT_LENGTH}"
+            if problem:
+                counts.errors.append(problem)
                 continue
             values = {
                 "therapist_id": therapist_id,
@@ -601,6 +601,8 @@ def connection_sync(
         connection = Connection.objects.select_for_update().get(pk=connection_id)
         if connection.status in (Connection.Status.PAUSED, Connection.Status.NEEDS_REAUTH):
             return None
+        if connection.sync_not_before is not None and timezone.now() < connection.sync_not_before:
+            return None  # the platform asked for a pause (Retry-After): the next tick after it runs
         run = SyncRun.objects.create(connection=connection, started_at=timezone.now())
         connector = connector_class(connection.platform)(connection)
         window = _window(connection)
@@ -612,6 +614,7 @@ def connection_sync(
                 cursor = None
                 result = connector.fetch(cursor=None, window=window)
         except ConnectorError as exc:
+            _store_refreshed_tokens(connection, connector)
             run.status, run.finished_at = SyncRun.Status.FAILED, timezone.now()
             run.errors = [exc.message]
             run.save()
@@ -623,7 +626,9 @@ def connection_sync(
                 else connection.status
             )
             connection.last_error = exc.message
-            connection.save(update_fields=["status", "last_error", "updated"])
+            if exc.retry_after is not None:
+                connection.sync_not_before = timezone.now() + timedelta(seconds=max(0.0, exc.retry_after))
+            connection.save(update_fields=["status", "last_error", "sync_not_before", "updated"])
             audit_record(
                 actor=actor,
                 action="integrations.connection.sync_failed",
@@ -632,9 +637,11 @@ def connection_sync(
                     "error": exc.message,
                     "permanent": exc.permanent,
                     "needs_reauth": isinstance(exc, ConnectorAuthError),
+                    "retry_after": exc.retry_after,
                 },
             )
             return run
+        _store_refreshed_tokens(connection, connector)
         counts = sync_apply(connection=connection, result=result)
         run.full_read = cursor is None
         for name in ("fetched", "created", "updated", "cancelled", "unchanged"):
@@ -649,8 +656,22 @@ def connection_sync(
             "",
             run.finished_at,
         )
-        connection.save(update_fields=["cursor", "status", "last_error", "last_synced_at", "updated"])
+        connection.sync_not_before = None
+        connection.save(
+            update_fields=["cursor", "status", "last_error", "last_synced_at", "sync_not_before", "updated"]
+        )
     return run
+
+
+def _store_refreshed_tokens(connection: Connection, connector: Any) -> None:
+    """Keep what the connector renewed (encrypted with the rest of the credentials)."""
+    renewed = connector.refreshed_tokens()
+    if not renewed:
+        return
+    with transaction.atomic():
+        current = Connection.objects.select_for_update().only("credentials").get(pk=connection.pk)
+        connection.credentials = {**(current.credentials or {}), **renewed}
+        Connection.objects.filter(pk=connection.pk).update(credentials=connection.credentials)
 
 
 def connection_schedule(*, connection: Connection) -> None:
@@ -909,6 +930,16 @@ def _write_send(connection: Connection, jobs: list[APIWriteQueue]) -> DrainCount
 
     counts = DrainCounts()
     connector = connector_class(connection.platform)(connection)
+    try:
+        _write_send_batch(connection, connector, jobs, counts)
+    finally:
+        _store_refreshed_tokens(connection, connector)
+    return counts
+
+
+def _write_send_batch(
+    connection: Connection, connector: Any, jobs: list[APIWriteQueue], counts: DrainCounts
+) -> None:
     for i, job in enumerate(jobs):
         try:
             result = connector.push(job)
@@ -953,7 +984,6 @@ def _write_send(connection: Connection, jobs: list[APIWriteQueue]) -> DrainCount
                 external_id=result.external_id,
                 last_error="",
             )
-    return counts
 
 
 def _connection_needs_reauth(connection: Connection, message: str) -> None:

@@ -17,7 +17,6 @@ so a retry after a lost response gets 409 and converges by patching instead of c
 
 from __future__ import annotations
 
-import base64
 import hmac
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
@@ -40,6 +39,7 @@ from ..base import (
     ExternalEvent,
     FetchResult,
     PushResult,
+    deterministic_event_id,
 )
 from ..http import retry_after_seconds
 
@@ -60,8 +60,7 @@ RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceed
 
 def event_id_for(appointment_uid: str | uuid.UUID) -> str:
     """The Google event id of a hub appointment: base32hex of its uuid's 16 bytes (26 chars of a-v0-9)."""
-    raw = uuid.UUID(str(appointment_uid)).bytes
-    return base64.b32hexencode(raw).decode().rstrip("=").lower()
+    return deterministic_event_id(str(appointment_uid))
 
 
 def credentials_for(data: dict[str, Any]) -> Credentials:

@@ -142,6 +142,39 @@ def test_kareo_demo_appointments_and_a_live_change_arrive_through_polls(seeded_k
     )
 
 
+def _stop(servers):
+    for server in servers:
+        if hasattr(server, "shutdown"):
+            server.shutdown()
+            server.server_close()
+
+
+def test_run_emulators_serves_a_platform_from_a_scenario_file(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    from integrations.emulators import run_all
+
+    servers = run_all(
+        ports={"zocdoc": 0, "kareo": 0, "google": 0},
+        hub_url="http://127.0.0.1:9",
+        live_every=0,
+        scenarios={"kareo": "integrations/kareo/scenarios/demo.json"},
+    )
+    try:
+        kareo = next(
+            s.emulator for s in servers if type(getattr(s, "emulator", None)).__name__ == "KareoEmulator"
+        )
+        assert set(kareo.appointments) == {"884221", "884222", "884223"}
+    finally:
+        _stop(servers)
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(CommandError, match="not a JSON object"):
+        call_command("run_emulators", "--scenario", f"zocdoc={bad}", "--live-every", "0")
+    with pytest.raises(CommandError, match="PLATFORM=FILE"):
+        call_command("run_emulators", "--scenario", "zocdoc")
+
+
 def test_seed_demo_subscribes_a_simplepractice_feed_whose_emulator_serves_it(db, settings):
     from integrations.emulators import simplepractice_demo_emulator
     from integrations.simplepractice.emulator import serve as serve_feed

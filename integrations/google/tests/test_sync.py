@@ -6,13 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from audit.models import AuditLog
 from conflicts.models import Conflict
 from integrations.google.connector import GoogleCalendarConnector, event_id_for
-from integrations.models import APIWriteQueue, Connection, ExternalRecord
-from integrations.services import connection_sync
+from integrations.models import Connection, ExternalRecord
+from integrations.services import connection_sync, write_queue_drain
 from scheduler.models import Appointment, BusyBlock
 from scheduler.services import appointment_book, appointment_cancel, appointment_reschedule
 
@@ -20,25 +19,10 @@ from .conftest import ACCOUNT, soon, timed
 
 
 def drain(connection: Connection) -> int:
-    """What the queue drain does for these tests: push each pending job, record the ledger row."""
-    jobs = list(APIWriteQueue.objects.filter(connection=connection, status="pending").order_by("created"))
+    """The write queue's real drain (claims, budget, ledger), sending through the Google connector."""
+    counts = write_queue_drain()
     connection.refresh_from_db()
-    connector = GoogleCalendarConnector(connection)
-    for job in jobs:
-        result = connector.push(job)
-        ExternalRecord.objects.update_or_create(
-            connection=connection,
-            external_id=result.external_id,
-            recurrence_id="",
-            defaults={
-                "appointment": job.appointment,
-                "version": result.version,
-                "last_seen_at": timezone.now(),
-            },
-        )
-        job.status = "done"
-        job.save(update_fields=["status"])
-    return len(jobs)
+    return counts.sent
 
 
 def sync(connection):
@@ -320,3 +304,14 @@ def test_a_change_in_google_reaches_the_hub_by_a_real_push_notification(google, 
     google.wait_notifications()
     forged = [n["status"] for n in google.notifications if n["headers"]["X-Goog-Channel-ID"] == "chan-forged"]
     assert forged and set(forged) == {403}
+
+
+def test_a_refreshed_access_token_is_stored_and_reused(google, connection):
+    google.add_event(ACCOUNT, timed(soon(2)))
+    old = connection.credentials["access_token"]
+    google.set_fault("expire_access_tokens")
+    assert sync(connection).status == "ok"
+    assert connection.credentials["access_token"] != old  # stored, encrypted with the rest
+    refreshes = sum(1 for _, path, _ in google.requests if path == "/token")
+    assert sync(connection).status == "ok"
+    assert sum(1 for _, path, _ in google.requests if path == "/token") == refreshes  # no second refresh

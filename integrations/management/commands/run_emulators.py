@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from integrations.emulators import run_all
 
@@ -27,11 +27,32 @@ class Command(BaseCommand):
             ),
         )
 
+        parser.add_argument(
+            "--scenario",
+            action="append",
+            default=[],
+            metavar="PLATFORM=FILE",
+            help="Serve this platform from a scenario file (JSON) instead of the demo's generated state; "
+            "e.g. --scenario kareo=integrations/kareo/scenarios/demo.json. Repeatable.",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-        servers = run_all(
-            ports=settings.EMULATOR_PORTS, hub_url=settings.DEMO_HUB_URL, live_every=options["live_every"]
-        )
+        scenarios = {}
+        for item in options["scenario"]:
+            platform, sep, path = item.partition("=")
+            if not sep or not path:
+                raise CommandError(f"--scenario takes PLATFORM=FILE, not {item!r}.")
+            scenarios[platform] = path
+        try:
+            servers = run_all(
+                ports=settings.EMULATOR_PORTS,
+                hub_url=settings.DEMO_HUB_URL,
+                live_every=options["live_every"],
+                scenarios=scenarios,
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write(f"Emulators running: {settings.EMULATOR_PORTS} (Ctrl-C stops them).")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -92,3 +92,22 @@ def test_one_unreadable_appointment_is_reported_and_the_rest_applied(emulator, c
     assert len(run.errors) == 1 and run.errors[0].startswith(bad["appointment_id"])
     # Unreadable is not gone: a complete read that could not parse a row does not cancel it.
     assert Appointment.objects.get(external_id=bad["appointment_id"]).status != "cancelled"
+
+
+def test_a_rate_limit_backs_off_until_retry_after_and_deletes_nothing(emulator, connection):
+    emulator.add_appointment(appointment_json(soon(2)))
+    connection_sync(connection_id=connection.pk)
+    emulator.set_fault("rate_limit", retry_after=90)
+    failed = connection_sync(connection_id=connection.pk, force_full=True)
+    connection.refresh_from_db()
+    assert failed.status == "failed" and Appointment.objects.filter(status="confirmed").count() == 1
+    assert 85 <= (connection.sync_not_before - failed.started_at).total_seconds() <= 95
+    served = len(emulator.requests)
+    assert connection_sync(connection_id=connection.pk) is None  # still backing off: no call at all
+    assert len(emulator.requests) == served
+    Connection.objects.filter(pk=connection.pk).update(
+        sync_not_before=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    assert connection_sync(connection_id=connection.pk).status == "ok"
+    connection.refresh_from_db()
+    assert connection.sync_not_before is None
