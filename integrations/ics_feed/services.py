@@ -246,7 +246,9 @@ def ics_import_run(*, import_id: int) -> IcsImport:
     as it is, and re-applying a file changes nothing anyway."""
     with transaction.atomic():
         job = (
-            IcsImport.objects.select_for_update().select_related("therapist", "created_by").get(pk=import_id)
+            IcsImport.objects.select_for_update(of=("self",))
+            .select_related("therapist", "created_by")
+            .get(pk=import_id)
         )
         if job.status in (IcsImport.Status.DONE, IcsImport.Status.FAILED):
             return job
