@@ -313,7 +313,7 @@ def run_all(
 
     ``scenarios`` maps a platform to a scenario file that replaces the demo's generated state."""
     scenarios = scenarios or {}
-    unknown = set(scenarios) - {"zocdoc", "kareo", "google"}
+    unknown = set(scenarios) - {"zocdoc", "kareo", "google", "simplepractice"}
     if unknown:
         raise ValueError(f"No emulator for {', '.join(sorted(unknown))}.")
     today = datetime.now(UTC).date()
@@ -346,7 +346,11 @@ def run_all(
     google_feed = LiveGoogleEvents(google, live_every * 2)
     if live_every > 0:
         google_feed.start()
-    sp_emulator = simplepractice_demo_emulator(today)
+    sp_emulator = (
+        simplepractice.SimplePracticeEmulator.from_scenario(load_scenario(scenarios["simplepractice"]))
+        if "simplepractice" in scenarios
+        else simplepractice_demo_emulator(today)
+    )
     sp_server, sp_url = simplepractice.serve(sp_emulator, port=ports.get("simplepractice", 0))
     logger.info("SimplePractice feed emulator on %s/ical/%s.ics", sp_url, SIMPLEPRACTICE_DEMO_TOKEN)
     return [server, feed, kareo_server, kareo_feed, google_server, google_feed, sp_server]

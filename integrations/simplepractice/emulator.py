@@ -111,6 +111,23 @@ class SimplePracticeEmulator:
         self._faults: list[dict[str, Any]] = []
         self._lock = threading.RLock()
 
+    @classmethod
+    def from_scenario(cls, scenario: dict[str, Any]) -> SimplePracticeEmulator:
+        """``{"zone": "America/New_York", "vtimezone": true, "feeds": {"<token>": [{"uid", "start" (ISO
+        8601 with offset), "minutes", "title", "status", "weekly_count", "telehealth"}, ...]}}``."""
+        emulator = cls(
+            zone=scenario.get("zone", "America/New_York"), vtimezone=scenario.get("vtimezone", True)
+        )
+        for token, appointments in (scenario.get("feeds") or {}).items():
+            emulator.add_feed(token)
+            for item in appointments:
+                start = datetime.fromisoformat(item["start"])
+                if start.tzinfo is None:
+                    raise ValueError(f"{item.get('uid')}: start {item['start']!r} needs a UTC offset.")
+                fields = {k: v for k, v in item.items() if k != "start"}
+                emulator.add_appointment(token, appointment(start, **fields))
+        return emulator
+
     # --- the Python API for tests and the demo ----------------------------------------------------
 
     def add_feed(self, token: str | None = None) -> str:

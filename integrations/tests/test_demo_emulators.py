@@ -224,3 +224,29 @@ def test_run_all_serves_the_simplepractice_feed():
             if hasattr(server, "shutdown"):
                 server.shutdown()
                 server.server_close()
+
+
+def test_the_simplepractice_feed_can_come_from_a_scenario_file():
+    from pathlib import Path
+
+    import requests
+
+    from integrations.emulators import SIMPLEPRACTICE_DEMO_TOKEN, run_all
+
+    scenario = Path(__file__).resolve().parents[1] / "simplepractice" / "scenarios" / "demo.json"
+    servers = run_all(
+        ports={"zocdoc": 0, "kareo": 0, "google": 0, "simplepractice": 0},
+        hub_url="http://127.0.0.1:9",
+        live_every=0,
+        scenarios={"simplepractice": str(scenario)},
+    )
+    try:
+        (feed,) = [
+            s for s in servers if type(getattr(s, "emulator", None)).__name__ == "SimplePracticeEmulator"
+        ]
+        url = f"http://127.0.0.1:{feed.server_port}/ical/{SIMPLEPRACTICE_DEMO_TOKEN}.ics"
+        body = requests.get(url, timeout=10).content
+        assert body.count(b"BEGIN:VEVENT") == 6 and b"UID:sp-scn-5@simplepractice.invalid" in body
+        assert b"RRULE:FREQ=WEEKLY;COUNT=6" in body and b"STATUS:CANCELLED" in body
+    finally:
+        _stop(servers)
