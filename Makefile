@@ -4,20 +4,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: demo test bench install install-dev lint clean
+.PHONY: demo test bench install install-dev lint clean static-vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-install: $(BIN)/python
+install: $(BIN)/python static-vendor
 	$(BIN)/pip install -q -e .
 
-install-dev: $(BIN)/python
+install-dev: $(BIN)/python static-vendor
 	$(BIN)/pip install -q -e '.[dev]'
 
-.env:
-	cp .env.example .env
+# The calendar component (FullCalendar standard bundle, MIT) and its time-zone plugin (Luxon 3, MIT), pinned
+# by package-lock.json and copied into static files; collectstatic picks them up from there.
+VENDOR := scheduler/static/vendor
+static-vendor: $(VENDOR)/.stamp
+
+$(VENDOR)/.stamp: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)/fullcalendar $(VENDOR)/luxon
+	cp node_modules/fullcalendar/index.global.min.js node_modules/fullcalendar/LICENSE.md $(VENDOR)/fullcalendar/
+	cp node_modules/@fullcalendar/luxon3/index.global.min.js $(VENDOR)/fullcalendar/luxon3.global.min.js
+	cp node_modules/luxon/build/global/luxon.min.js node_modules/luxon/LICENSE.md $(VENDOR)/luxon/
+	touch $@
 
 demo: install .env
 	$(BIN)/python manage.py migrate --noinput
@@ -44,4 +54,4 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) var *.egg-info
+	rm -rf $(VENV) var *.egg-info node_modules $(VENDOR)

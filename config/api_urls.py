@@ -50,6 +50,8 @@ urlpatterns = [
         name="therapist-calendar-feed",
     ),
     path("therapists/<int:pk>/time-off/", scheduling.TimeOffApi.as_view(), name="therapist-time-off"),
+    path("services/", scheduling.ServiceListApi.as_view(), name="services"),
+    path("offices/", scheduling.OfficeListApi.as_view(), name="offices"),
     path("patients/", scheduling.PatientCreateApi.as_view(), name="patients"),
     path("patients/<str:ref>/", scheduling.PatientDetailApi.as_view(), name="patient"),
     path("conflicts/", ConflictListApi.as_view(), name="conflicts"),

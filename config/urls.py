@@ -3,10 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
 from django.urls import include, path
 from django.views import defaults
-from django.views.generic import RedirectView
 
 from integrations.views import webhook_receive
 from lib.api import error_body
@@ -16,13 +17,22 @@ admin.site.site_header = "Clinic scheduling hub"
 admin.site.site_title = "Clinic hub"
 admin.site.index_title = "Practice administration"
 
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Each role's start page: staff the admin, therapists their calendar, everyone else the sign-in."""
+    if not request.user.is_authenticated:
+        return redirect_to_login("/")
+    return redirect("/admin/" if request.user.is_staff else "/calendar/")
+
+
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
     path("webhooks/<str:platform>/", webhook_receive, name="webhook"),
     path("integrations/google/", include("integrations.google.urls", namespace="google")),
     path("feeds/<str:token>.ics", calendar_feed, name="calendar-feed"),
+    path("", include("scheduler.urls")),  # /calendar/, /calendar/board/, /login/
 ]
 
 

@@ -14,8 +14,10 @@ key. Use it only for plain rows whose model has no save-time logic beyond defaul
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, models
 from django.utils import timezone
 
@@ -37,6 +39,13 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _sqlite_datetime(value: Any) -> Any:
+    """What SQLite's adapt_datetimefield_value stores (naive UTC text), without its checks per value."""
+    if value is None or getattr(value, "tzinfo", None) is None:
+        return connection.ops.adapt_datetimefield_value(value)  # None, or naive: Django's own answer
+    return str(value.astimezone(UTC).replace(tzinfo=None))
+
+
 def column_adapter(field: models.Field) -> Callable[[Any], Any]:
     """A function turning one Python value of ``field`` into what the driver receives."""
     internal = field.get_internal_type()
@@ -44,6 +53,8 @@ def column_adapter(field: models.Field) -> Callable[[Any], Any]:
         return _identity  # attname values: the related primary key, already an int (or None)
     if type(field).__module__.startswith("django.") and internal in _PLAIN:
         return _identity  # Django's own plain fields (a custom subclass may prepare values: see below)
+    if internal == "DateTimeField" and connection.vendor == "sqlite" and settings.USE_TZ:
+        return _sqlite_datetime
     if internal == "DateTimeField":
         return connection.ops.adapt_datetimefield_value  # None and aware datetimes, as Django does
     if internal == "UUIDField" and not connection.features.has_native_uuid_field:

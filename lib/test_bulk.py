@@ -57,3 +57,18 @@ def test_updated_rows_change_only_the_given_columns(therapist_a):
 def test_unknown_columns_are_refused():
     with pytest.raises(ValueError, match="no column 'nope'"):
         insert_rows(Appointment, [{"nope": 1}], attnames=("nope",))
+
+
+def test_the_sqlite_datetime_adapter_stores_what_django_stores():
+    from lib.bulk import _sqlite_datetime
+
+    values = [
+        datetime(2026, 3, 8, 7, 0, tzinfo=UTC),
+        datetime(2026, 3, 8, 2, 30, 0, 123456, tzinfo=ZoneInfo("America/New_York")),
+        datetime(2026, 10, 25, 2, 30, tzinfo=ZoneInfo("Europe/Berlin"), fold=1),
+        None,
+    ]
+    if connection.vendor != "sqlite":
+        pytest.skip("the adapter exists for SQLite only")
+    for value in values:
+        assert _sqlite_datetime(value) == connection.ops.adapt_datetimefield_value(value)

@@ -554,6 +554,42 @@ class TherapistFreeSlotsApi(APIView):
         )
 
 
+class ServiceOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Service
+        fields = ["id", "name", "durations", "buffer_before_minutes", "buffer_after_minutes"]
+
+
+class ServiceListApi(APIView):
+    pagination_class = Pagination
+
+    @extend_schema(
+        operation_id="services_list",
+        responses={200: ServiceOutput(many=True), **error_responses()},
+        description="Active services; the first duration is the default length of a booking.",
+    )
+    def get(self, request: Request) -> Response:
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(selectors.service_list_active(), request, view=self)
+        return paginator.get_paginated_response(ServiceOutput(page, many=True).data)
+
+
+class OfficeOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Office
+        fields = ["id", "name", "timezone"]
+
+
+class OfficeListApi(APIView):
+    pagination_class = Pagination
+
+    @extend_schema(operation_id="offices_list", responses={200: OfficeOutput(many=True), **error_responses()})
+    def get(self, request: Request) -> Response:
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(selectors.office_list(), request, view=self)
+        return paginator.get_paginated_response(OfficeOutput(page, many=True).data)
+
+
 class PatientOutput(serializers.ModelSerializer):
     class Meta:
         model = Patient

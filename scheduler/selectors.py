@@ -21,6 +21,7 @@ from .models import (
     Appointment,
     BusyBlock,
     CalendarFeedToken,
+    Office,
     Patient,
     Service,
     Therapist,
@@ -87,6 +88,15 @@ def appointment_list_for_calendar(
     if statuses:
         qs = qs.filter(status__in=statuses)
     return qs.select_related("therapist", "service", "office").order_by("start", "pk")
+
+
+def service_list_active() -> QuerySet[Service]:
+    """Services offered now (any signed-in user may see names and durations; no PHI)."""
+    return Service.objects.filter(active=True).order_by("name", "pk")
+
+
+def office_list() -> QuerySet[Office]:
+    return Office.objects.order_by("name", "pk")
 
 
 def patient_can_read(*, user: Any) -> bool:

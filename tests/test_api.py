@@ -394,3 +394,26 @@ def test_time_off_through_the_api_opens_outside_hours_conflicts(desk, therapist_
     assert response.status_code == 201
     conflict = desk.get(f"{API}/conflicts/", {"kind": "outside_hours"}).json()["results"][0]
     assert conflict["appointment_ids"] == [appt["id"]]
+
+
+def test_services_and_offices_are_listed_for_the_booking_dialog_and_filters(desk, therapist_a, db):
+    from scheduler.models import Office, Service
+
+    Service.objects.create(name="Intake", durations=[60, 90], buffer_before_minutes=5)
+    Service.objects.create(name="Retired", durations=[30], active=False)
+    Office.objects.create(name="Main Street", timezone="America/New_York")
+    services = desk.get(f"{API}/services/").json()["results"]
+    assert services == [
+        {
+            "id": services[0]["id"],
+            "name": "Intake",
+            "durations": [60, 90],
+            "buffer_before_minutes": 5,
+            "buffer_after_minutes": 0,
+        }
+    ]
+    offices = desk.get(f"{API}/offices/").json()["results"]
+    assert [(o["name"], o["timezone"]) for o in offices] == [("Main Street", "America/New_York")]
+    therapist = client_for(therapist_a.user)  # names and durations only: a therapist may read them too
+    assert therapist.get(f"{API}/services/").json()["count"] == 1
+    assert_error(APIClient().get(f"{API}/offices/"), 401, "not_authenticated")

@@ -131,7 +131,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"  # the hub's sign-in for every role (the admin keeps its own for staff)
 
 # Failed-login lockout (django-axes): per username *and* address, so one attacker cannot lock a colleague
 # out from elsewhere.

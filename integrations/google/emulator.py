@@ -88,6 +88,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from wsgiref.simple_server import WSGIServer
 from zoneinfo import ZoneInfo
 
+from ..emulator_kit import FaultInjection
 from ..zocdoc.emulator import serve_app
 
 API_PREFIX = "/calendar/v3"
@@ -177,8 +178,10 @@ def pkce_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
-class GoogleCalendarEmulator:
+class GoogleCalendarEmulator(FaultInjection):
     """The emulated accounts, calendars, tokens and channels, and the WSGI application (call the object)."""
+
+    FAULTS = FAULTS
 
     def __init__(
         self,
@@ -320,12 +323,6 @@ class GoogleCalendarEmulator:
     def get_event(self, calendar_id: str, event_id: str) -> dict[str, Any]:
         with self._lock:
             return self._public(self._calendar_events(calendar_id)[event_id])
-
-    def set_fault(self, kind: str, *, times: int = 1, after: int = 0, **options: Any) -> None:
-        if kind not in FAULTS:
-            raise ValueError(f"Unknown fault {kind!r}; one of {FAULTS}.")
-        with self._lock:
-            self._faults.append({"kind": kind, "times": times, "after": after, **options})
 
     def api_requests(self, suffix: str = "/events", method: str = "GET") -> list[dict[str, str]]:
         """The queries of the API requests whose path ends with ``suffix``."""
@@ -491,19 +488,6 @@ class GoogleCalendarEmulator:
         return 200, {}, []
 
     # --- the Calendar API ---------------------------------------------------------------------------
-
-    def _next_fault(self) -> dict[str, Any] | None:
-        with self._lock:
-            if not self._faults:
-                return None
-            fault = self._faults[0]
-            if fault["after"] > 0:
-                fault["after"] -= 1
-                return None
-            fault["times"] -= 1
-            if fault["times"] <= 0:
-                self._faults.pop(0)
-            return fault
 
     def _api(self, method: str, path: str, query: dict[str, str], environ: dict[str, Any]) -> Response:
         fault = self._next_fault()

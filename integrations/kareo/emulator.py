@@ -60,6 +60,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
+from ..emulator_kit import FaultInjection
 from ..zocdoc.emulator import serve_app
 
 NS = "http://www.kareo.com/api/schemas/"
@@ -217,8 +218,10 @@ class SoapFault(Exception):
         self.code, self.message = code, message
 
 
-class KareoEmulator:
+class KareoEmulator(FaultInjection):
     """The emulated Kareo account's state and its WSGI application (call the object)."""
+
+    FAULTS = FAULTS
 
     def __init__(
         self,
@@ -282,12 +285,6 @@ class KareoEmulator:
         with self._lock:
             del self.appointments[str(appointment_id)]
 
-    def set_fault(self, kind: str, *, times: int = 1, after: int = 0, **options: Any) -> None:
-        if kind not in FAULTS:
-            raise ValueError(f"Unknown fault {kind!r}; one of {FAULTS}.")
-        with self._lock:
-            self._faults.append({"kind": kind, "times": times, "after": after, **options})
-
     def wsdl(self, address: str) -> str:
         return wsdl_document(address)
 
@@ -313,19 +310,6 @@ class KareoEmulator:
         except SoapFault as fault:
             status, payload = 500, _fault(fault.code, fault.message)
         return _respond(start_response, status, payload, "text/xml; charset=utf-8")
-
-    def _next_fault(self) -> dict[str, Any] | None:
-        with self._lock:
-            if not self._faults:
-                return None
-            fault = self._faults[0]
-            if fault["after"] > 0:
-                fault["after"] -= 1
-                return None
-            fault["times"] -= 1
-            if fault["times"] <= 0:
-                self._faults.pop(0)
-            return fault
 
     def _soap(self, action: str, body: bytes) -> tuple[int, bytes]:
         try:

@@ -55,6 +55,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from ..emulator_kit import FaultInjection
+
 # [I] The real header name was not captured (platforms.md §4 "Webhook" and §12, question 1).
 WEBHOOK_SIGNATURE_HEADER = "X-Zocdoc-Signature"
 AUDIENCE = "https://api-developer.zocdoc.com/"
@@ -129,8 +131,10 @@ class ApiError(Exception):
         self.error_type = error_type or ("invalid_request" if status < 500 else "api_error")
 
 
-class ZocdocEmulator:
+class ZocdocEmulator(FaultInjection):
     """The emulated platform's state and its WSGI application (call the object)."""
+
+    FAULTS = FAULTS
 
     def __init__(
         self,
@@ -174,12 +178,6 @@ class ZocdocEmulator:
             appointment = self.appointments[appointment_id]
             appointment.update({"last_modified_time_utc": stamp(self.clock()), **changes})
             return copy.deepcopy(appointment)
-
-    def set_fault(self, kind: str, *, times: int = 1, after: int = 0, **options: Any) -> None:
-        if kind not in FAULTS:
-            raise ValueError(f"Unknown fault {kind!r}; one of {FAULTS}.")
-        with self._lock:
-            self._faults.append({"kind": kind, "times": times, "after": after, **options})
 
     def sign(self, body: bytes) -> str:
         return hmac.new(base64.b64decode(self.webhook_key), body, hashlib.sha256).hexdigest()
@@ -275,19 +273,6 @@ class ZocdocEmulator:
             },
             [],
         )
-
-    def _next_fault(self) -> dict[str, Any] | None:
-        with self._lock:
-            if not self._faults:
-                return None
-            fault = self._faults[0]
-            if fault["after"] > 0:
-                fault["after"] -= 1
-                return None
-            fault["times"] -= 1
-            if fault["times"] <= 0:
-                self._faults.pop(0)
-            return fault
 
     def _api(
         self, method: str, path: str, query: dict[str, str], environ: dict[str, Any], request_id: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,8 +14,9 @@ from integrations.models import Connection
 ACCOUNT = "thea@example.test"
 
 
-@pytest.fixture
-def google(settings):
+@contextmanager
+def served_google(settings) -> Iterator[GoogleCalendarEmulator]:
+    """A served emulator with the hub's Google settings pointed at it (also used by the browser tests)."""
     emulator = GoogleCalendarEmulator({"accounts": {ACCOUNT: {}, "theo@example.test": {}}})
     server, url = serve(emulator)
     emulator.url = url
@@ -24,10 +27,18 @@ def google(settings):
     settings.GOOGLE_OAUTH_CLIENT_ID = emulator.client_id
     settings.GOOGLE_OAUTH_CLIENT_SECRET = emulator.client_secret
     settings.HUB_BASE_URL = "http://hub.example"
-    yield emulator
-    server.shutdown()
-    server.server_close()
-    emulator.close()
+    try:
+        yield emulator
+    finally:
+        server.shutdown()
+        server.server_close()
+        emulator.close()
+
+
+@pytest.fixture
+def google(settings):
+    with served_google(settings) as emulator:
+        yield emulator
 
 
 @pytest.fixture
