@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Timezone
 
+from ..emulator_kit import FaultInjection
 from ..zocdoc.emulator import serve_app
 
 FAULTS = ("server_error", "timeout", "truncated", "cut_connection")
@@ -94,8 +95,10 @@ def _fold(line: str) -> str:
     return "\r\n ".join(parts)
 
 
-class SimplePracticeEmulator:
+class SimplePracticeEmulator(FaultInjection):
     """Feeds per secret token; call the object as a WSGI application."""
+
+    FAULTS = FAULTS
 
     def __init__(
         self,
@@ -155,12 +158,6 @@ class SimplePracticeEmulator:
         with self._lock:
             del self.feeds[token][uid]
             self._touch(token)
-
-    def set_fault(self, kind: str, *, times: int = 1, after: int = 0, **options: Any) -> None:
-        if kind not in FAULTS:
-            raise ValueError(f"Unknown fault {kind!r}; one of {FAULTS}.")
-        with self._lock:
-            self._faults.append({"kind": kind, "times": times, "after": after, **options})
 
     def render(self, token: str) -> bytes:
         with self._lock:
@@ -263,19 +260,6 @@ class SimplePracticeEmulator:
 
     def _touch(self, token: str) -> None:
         self.modified[token] = self.clock()
-
-    def _next_fault(self) -> dict[str, Any] | None:
-        with self._lock:
-            if not self._faults:
-                return None
-            fault = self._faults[0]
-            if fault["after"] > 0:
-                fault["after"] -= 1
-                return None
-            fault["times"] -= 1
-            if fault["times"] <= 0:
-                self._faults.pop(0)
-            return fault
 
 
 def demo_feed(emulator: SimplePracticeEmulator, token: str, today: date, *, seed: int = 7) -> None:
