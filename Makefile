@@ -47,6 +47,7 @@ bench: install-dev
 	$(BIN)/python -m bench.conflicts
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.ical
 
 lint: install-dev
 	$(BIN)/ruff check .

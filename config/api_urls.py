@@ -8,7 +8,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts.apis import TokenObtainApi
 from audit.apis import AuditLogListApi
 from conflicts.apis import ConflictDetailApi, ConflictListApi, ConflictResolveApi
-from integrations.apis import ConnectionDetailApi, ConnectionListApi, ConnectionSyncApi
+from integrations.apis import (
+    ConnectionDetailApi,
+    ConnectionListApi,
+    ConnectionSyncApi,
+    IcsImportCreateApi,
+    IcsImportDetailApi,
+)
 from scheduler import apis as scheduling
 
 urlpatterns = [
@@ -23,6 +29,7 @@ urlpatterns = [
     path(
         "appointments/<int:pk>/status/", scheduling.AppointmentStatusApi.as_view(), name="appointment-status"
     ),
+    path("appointments/ical", scheduling.AppointmentIcalExportApi.as_view(), name="appointments-ical"),
     path("appointments/<int:pk>/ical", scheduling.AppointmentIcalApi.as_view(), name="appointment-ical"),
     path("calendar/", scheduling.CalendarApi.as_view(), name="calendar"),
     path("therapists/", scheduling.TherapistListApi.as_view(), name="therapists"),
@@ -37,6 +44,11 @@ urlpatterns = [
         scheduling.TherapistFreeSlotsApi.as_view(),
         name="therapist-free-slots",
     ),
+    path(
+        "therapists/<int:pk>/calendar-feed/",
+        scheduling.TherapistCalendarFeedApi.as_view(),
+        name="therapist-calendar-feed",
+    ),
     path("therapists/<int:pk>/time-off/", scheduling.TimeOffApi.as_view(), name="therapist-time-off"),
     path("services/", scheduling.ServiceListApi.as_view(), name="services"),
     path("offices/", scheduling.OfficeListApi.as_view(), name="offices"),
@@ -48,5 +60,7 @@ urlpatterns = [
     path("connections/", ConnectionListApi.as_view(), name="connections"),
     path("connections/<int:pk>/", ConnectionDetailApi.as_view(), name="connection"),
     path("connections/<int:pk>/sync/", ConnectionSyncApi.as_view(), name="connection-sync"),
+    path("imports/ics", IcsImportCreateApi.as_view(), name="imports-ics"),
+    path("imports/<int:pk>", IcsImportDetailApi.as_view(), name="import"),
     path("audit/", AuditLogListApi.as_view(), name="audit"),
 ]

@@ -11,6 +11,7 @@ from django.views import defaults
 
 from integrations.views import webhook_receive
 from lib.api import error_body
+from scheduler.views import calendar_feed
 
 admin.site.site_header = "Clinic scheduling hub"
 admin.site.site_title = "Clinic hub"
@@ -30,6 +31,7 @@ urlpatterns = [
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
     path("webhooks/<str:platform>/", webhook_receive, name="webhook"),
     path("integrations/google/", include("integrations.google.urls", namespace="google")),
+    path("feeds/<str:token>.ics", calendar_feed, name="calendar-feed"),
     path("", include("scheduler.urls")),  # /calendar/, /calendar/board/, /login/
 ]
 

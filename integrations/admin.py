@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
@@ -11,7 +12,10 @@ from django.http import HttpRequest
 
 from audit.services import audit_record
 from lib.admin import AuditedModelAdmin
+from lib.errors import InvalidInput
+from scheduler.models import IcsImport
 
+from .ics_feed.services import ics_import_submit, import_window
 from .models import APIWriteQueue, Connection, SyncRun
 from .services import connection_schedule, connection_set_credentials, write_jobs_retry
 
@@ -195,3 +199,108 @@ class APIWriteQueueAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class IcsImportForm(forms.ModelForm):
+    """Upload form: the file goes to the import service, never into a model field as such."""
+
+    file = forms.FileField(help_text="An .ics file (Google, Outlook, Apple, SimplePractice exports …).")
+    first_day = forms.DateField(
+        required=False, help_text="First day (therapist's zone). Default: 30 days ago."
+    )
+    last_day = forms.DateField(required=False, help_text="Last day, inclusive. Default: a year ahead.")
+
+    class Meta:
+        model = IcsImport
+        fields = ["therapist", "as_busy"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        upload = data.get("file")
+        if upload is not None and upload.size > settings.ICS_IMPORT_MAX_BYTES:
+            raise forms.ValidationError(
+                f"The file is {upload.size} bytes; the limit is {settings.ICS_IMPORT_MAX_BYTES}."
+            )
+        therapist = data.get("therapist")
+        if therapist is not None:
+            try:
+                data["window"] = import_window(
+                    therapist.timezone, data.get("first_day"), data.get("last_day")
+                )
+            except InvalidInput as exc:
+                raise forms.ValidationError(exc.message) from None
+        return data
+
+
+@admin.register(IcsImport)
+class IcsImportAdmin(admin.ModelAdmin):
+    """Uploads and their progress. Small files are imported at once; larger ones by a worker (reload the
+    page to follow the progress)."""
+
+    form = IcsImportForm
+    list_display = ("id", "therapist", "filename", "status", "progress_display", "summary", "created")
+    list_filter = ("status", "therapist")
+    readonly_fields = (
+        "therapist",
+        "filename",
+        "size",
+        "as_busy",
+        "window_start",
+        "window_end",
+        "status",
+        "progress_display",
+        "summary",
+        "error",
+        "created_by",
+        "created",
+        "started_at",
+        "finished_at",
+    )
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["therapist", "file", "as_busy", "first_day", "last_day"]
+        return self.readonly_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj is not None else ()
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Progress")
+    def progress_display(self, obj: IcsImport) -> str:
+        return f"{obj.progress}% ({obj.stage or obj.status})"
+
+    @admin.display(description="Result")
+    def summary(self, obj: IcsImport) -> str:
+        counts = obj.counts or {}
+        if obj.status != IcsImport.Status.DONE:
+            return obj.error[:200]
+        return (
+            f"{counts.get('events', 0)} events, {counts.get('occurrences', 0)} occurrences: "
+            f"created {counts.get('created', 0)}, updated {counts.get('updated', 0)}, cancelled "
+            f"{counts.get('cancelled', 0)}, unchanged {counts.get('unchanged', 0)}, errors "
+            f"{len(counts.get('errors', []))}"
+        )
+
+    def save_model(self, request: HttpRequest, obj: IcsImport, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        therapist = data["therapist"]
+        job = ics_import_submit(
+            actor=request.user,
+            therapist=therapist,
+            data=data["file"].read(),
+            window=data["window"],
+            as_busy=data["as_busy"],
+            filename=data["file"].name or "",
+        )
+        obj.pk = job.pk
+        level = messages.ERROR if job.status == IcsImport.Status.FAILED else messages.INFO
+        self.message_user(request, f"Import {job.pk}: {job.status}. {job.error}", level)
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        return None  # audited by the service

@@ -17,6 +17,7 @@ from .google.emulator import GoogleCalendarEmulator
 from .google.emulator import serve as serve_google
 from .kareo.emulator import KareoEmulator, appointment_data, kareo_datetime
 from .kareo.emulator import serve as serve_kareo
+from .simplepractice import emulator as simplepractice
 from .zocdoc.emulator import ZocdocEmulator, appointment_json, serve
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,17 @@ logger = logging.getLogger(__name__)
 # The demo practice's New York therapists, as Zocdoc knows them (seed_demo maps them to therapists).
 ZOCDOC_DEMO_PROVIDERS = ("pr_demo-1", "pr_demo-2", "pr_demo-3")
 ZOCDOC_DEMO_CLIENT = {"client_id": "demo-hub", "client_secret": "demo-zocdoc-secret"}
+# The secret part of the demo clinician's SimplePractice feed URL (seed_demo subscribes to it).
+SIMPLEPRACTICE_DEMO_TOKEN = "demo-feed-7f3a9c"
+
+
+def simplepractice_demo_emulator(today: date) -> simplepractice.SimplePracticeEmulator:
+    """Two weeks of one New York clinician's sessions, titled as practices do (initials, full names,
+    generic, Busy), with a weekly client, a cancellation and telehealth links."""
+    emulator = simplepractice.SimplePracticeEmulator(zone="America/New_York")
+    emulator.add_feed(SIMPLEPRACTICE_DEMO_TOKEN)
+    simplepractice.demo_feed(emulator, SIMPLEPRACTICE_DEMO_TOKEN, today)
+    return emulator
 
 
 # The two demo therapists with logins, connected to their Google calendars by seed_demo (refresh token per
@@ -301,7 +313,7 @@ def run_all(
 
     ``scenarios`` maps a platform to a scenario file that replaces the demo's generated state."""
     scenarios = scenarios or {}
-    unknown = set(scenarios) - {"zocdoc", "kareo", "google"}
+    unknown = set(scenarios) - {"zocdoc", "kareo", "google", "simplepractice"}
     if unknown:
         raise ValueError(f"No emulator for {', '.join(sorted(unknown))}.")
     today = datetime.now(UTC).date()
@@ -334,4 +346,11 @@ def run_all(
     google_feed = LiveGoogleEvents(google, live_every * 2)
     if live_every > 0:
         google_feed.start()
-    return [server, feed, kareo_server, kareo_feed, google_server, google_feed]
+    sp_emulator = (
+        simplepractice.SimplePracticeEmulator.from_scenario(load_scenario(scenarios["simplepractice"]))
+        if "simplepractice" in scenarios
+        else simplepractice_demo_emulator(today)
+    )
+    sp_server, sp_url = simplepractice.serve(sp_emulator, port=ports.get("simplepractice", 0))
+    logger.info("SimplePractice feed emulator on %s/ical/%s.ics", sp_url, SIMPLEPRACTICE_DEMO_TOKEN)
+    return [server, feed, kareo_server, kareo_feed, google_server, google_feed, sp_server]

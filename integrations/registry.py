@@ -12,6 +12,8 @@ CONNECTORS: dict[str, str] = {
     "zocdoc": "integrations.zocdoc.connector.ZocdocConnector",
     "kareo": "integrations.kareo.connector.KareoConnector",
     "google": "integrations.google.connector.GoogleCalendarConnector",
+    "ics_feed": "integrations.ics_feed.connector.IcsFeedConnector",
+    "simplepractice": "integrations.simplepractice.connector.SimplePracticeConnector",
 }
 
 

@@ -29,3 +29,12 @@ def google_channels_renew_task() -> list[int]:
     from integrations.google.services import google_channels_renew
 
     return google_channels_renew()
+
+
+@shared_task(acks_late=True)
+def ics_import_task(import_id: int) -> dict[str, object]:
+    """One uploaded .ics file, imported in the background with progress on its IcsImport row."""
+    from integrations.ics_feed.services import ics_import_run
+
+    job = ics_import_run(import_id=import_id)
+    return {"import": job.pk, "status": job.status}

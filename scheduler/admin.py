@@ -8,6 +8,8 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from conflicts.engine import WorkingHoursError, parse_working_hours
 from lib.admin import AuditedModelAdmin, run_service_action
@@ -86,10 +88,11 @@ class TimeOffInline(admin.TabularInline):
 @admin.register(Therapist)
 class TherapistAdmin(admin.ModelAdmin):
     form = TherapistForm
-    list_display = ("name", "email", "timezone", "working_days", "active", "user")
+    list_display = ("name", "email", "timezone", "working_days", "active", "user", "calendar_feed")
     list_filter = ("active", "timezone", "offices")
     search_fields = ("name", "email")
     inlines = [TimeOffInline]
+    actions = ["create_calendar_feed", "revoke_calendar_feed"]
     fieldsets = [
         (None, {"fields": ["name", "email", "user", "timezone", "offices", "active"]}),
         ("Weekly working hours (in the therapist's time zone)", {"fields": [f"hours_{d}" for d in DAYS]}),
@@ -101,6 +104,28 @@ class TherapistAdmin(admin.ModelAdmin):
     @admin.display(description="Working days")
     def working_days(self, obj: Therapist) -> str:
         return ", ".join(d[:3].capitalize() for d in DAYS if d in (obj.working_hours or {})) or "—"
+
+    @admin.display(description=".ics feed")
+    def calendar_feed(self, obj: Therapist) -> str:
+        feed = selectors.calendar_feed_token_active(therapist=obj)
+        return f"active ({feed.prefix}…)" if feed else "—"
+
+    @admin.action(description="Create or rotate the .ics feed URL (the old one stops working)")
+    def create_calendar_feed(self, request: HttpRequest, qs: QuerySet[Therapist]) -> None:
+        def create(therapist: Therapist) -> None:
+            _, token = services.calendar_feed_token_create(actor=request.user, therapist=therapist)
+            url = request.build_absolute_uri(reverse("calendar-feed", kwargs={"token": token}))
+            # Shown once: only a hash of the token is stored.
+            self.message_user(request, f"Feed URL for {therapist} (copy it now, it is shown once): {url}")
+
+        run_service_action(self, request, qs, create, "feed URL(s) created")
+
+    @admin.action(description="Revoke the .ics feed URL")
+    def revoke_calendar_feed(self, request: HttpRequest, qs: QuerySet[Therapist]) -> None:
+        def revoke(therapist: Therapist) -> None:
+            services.calendar_feed_token_revoke(actor=request.user, therapist=therapist)
+
+        run_service_action(self, request, qs, revoke, "feed URL(s) revoked")
 
     def save_model(self, request: HttpRequest, obj: Therapist, form: TherapistForm, change: bool) -> None:
         hours = form.cleaned_data["working_hours"]
@@ -269,6 +294,7 @@ class AppointmentAdmin(admin.ModelAdmin):
     actions = ["confirm", "complete", "mark_no_show", "cancel", "uncancel"]
     readonly_fields = (
         "when_local",
+        "ical_export",
         "status",
         "source_system",
         "external_id",
@@ -314,7 +340,7 @@ class AppointmentAdmin(admin.ModelAdmin):
         if obj is None:
             return [(None, {"fields": main})]
         return [
-            (None, {"fields": ["when_local", *main]}),
+            (None, {"fields": ["when_local", "ical_export", *main]}),
             (
                 "Record",
                 {
@@ -351,6 +377,17 @@ class AppointmentAdmin(admin.ModelAdmin):
     @admin.display(description="When (therapist's time)", ordering="start")
     def when_local(self, obj: Appointment) -> str:
         return format_local_range(obj.start, obj.end, obj.timezone)
+
+    @admin.display(description="Calendar file")
+    def ical_export(self, obj: Appointment) -> str:
+        url = reverse("api:appointment-ical", kwargs={"pk": obj.pk})
+        # The patient version is checked (Admin and Front desk only) and audited by the API itself.
+        return format_html(
+            '<a class="button" href="{}">Download .ics</a> '
+            '<a href="{}?audience=patient">.ics with the visit\'s details, for the patient</a>',
+            url,
+            url,
+        )
 
     @admin.display(description="Conflicts")
     def open_conflicts(self, obj: Appointment) -> str:

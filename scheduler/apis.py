@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.http import HttpResponse
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -32,8 +33,7 @@ from lib.api import (
 )
 from lib.errors import Forbidden, InvalidInput, NotFound
 
-from . import selectors, services
-from .ical import appointments_to_ics
+from . import ical, selectors, services
 from .models import (
     Appointment,
     AppointmentStatus,
@@ -304,21 +304,81 @@ class AppointmentStatusApi(APIView):
         return _appointment_response(appointment)
 
 
+ICAL_RESPONSE = {
+    (200, "text/calendar"): OpenApiResponse(str, description="RFC 5545 (METHOD:PUBLISH)"),
+}
+MAX_ICAL_EXPORT_DAYS = 400
+
+
+def _ics_response(body: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
 class AppointmentIcalApi(APIView):
     @extend_schema(
         operation_id="appointments_ical",
-        responses={
-            (200, "text/calendar"): OpenApiResponse(str, description="RFC 5545"),
-            **error_responses(404),
-        },
+        parameters=[
+            OpenApiParameter(
+                "audience",
+                str,
+                enum=["staff", "patient"],
+                description="`staff` (default): PHI-free. `patient`: with the service, therapist and office, "
+                "for sending to the appointment's own patient (Admin and Front desk only; audited).",
+            )
+        ],
+        responses={**ICAL_RESPONSE, **error_responses(403, 404)},
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
         appointment = _get_visible(request, pk)
-        response = HttpResponse(
-            appointments_to_ics([appointment]), content_type="text/calendar; charset=utf-8"
+        audience = request.query_params.get("audience", ical.STAFF)
+        if audience not in (ical.STAFF, ical.PATIENT):
+            raise InvalidInput("audience must be 'staff' or 'patient'.")
+        if audience == ical.PATIENT:
+            appointment = selectors.appointment_get_for_patient_export(viewer=request.user, pk=pk)
+        return _ics_response(
+            ical.appointments_to_ics([appointment], audience=audience), f"appointment-{appointment.pk}.ics"
         )
-        response["Content-Disposition"] = f'attachment; filename="appointment-{appointment.pk}.ics"'
-        return response
+
+
+class AppointmentIcalExportApi(APIView):
+    @extend_schema(
+        operation_id="appointments_ical_export",
+        parameters=[
+            OpenApiParameter("start", str, required=True, description="ISO 8601 with offset."),
+            OpenApiParameter(
+                "end",
+                str,
+                required=True,
+                description=f"ISO 8601 with offset; at most {MAX_ICAL_EXPORT_DAYS} days on.",
+            ),
+            ids_parameter("therapist", "Therapist ids."),
+            ids_parameter("office", "Office ids."),
+            OpenApiParameter("source_system", str, enum=SourceSystem.values, many=True),
+            OpenApiParameter("status", str, enum=AppointmentStatus.values, many=True),
+        ],
+        responses={**ICAL_RESPONSE, **error_responses()},
+        description="The appointments you may see in a range, filtered as the list, as one PHI-free .ics.",
+    )
+    def get(self, request: Request) -> HttpResponse:
+        start, end = query_datetime(request, "start"), query_datetime(request, "end")
+        if end - start > timedelta(days=MAX_ICAL_EXPORT_DAYS):
+            raise InvalidInput(f"Export at most {MAX_ICAL_EXPORT_DAYS} days at a time.")
+        qs = (
+            selectors.appointment_list_for_calendar(
+                viewer=request.user,
+                start=start,
+                end=end,
+                therapist_ids=query_ids(request, "therapist"),
+                office_ids=query_ids(request, "office"),
+                source_systems=query_list(request, "source_system", SourceSystem.values),
+                statuses=query_list(request, "status", AppointmentStatus.values),
+            )
+            .select_related(None)
+            .only(*ical.EXPORT_FIELDS)
+        )
+        return _ics_response(ical.appointments_to_ics(qs), f"appointments-{start:%Y%m%d}-{end:%Y%m%d}.ics")
 
 
 CALENDAR_SCHEMA = inline_serializer(
@@ -611,3 +671,42 @@ class TimeOffApi(APIView):
             },
             status=status.HTTP_201_CREATED,
         )
+
+
+FEED_SCHEMA = inline_serializer(
+    "CalendarFeed",
+    fields={
+        "therapist": serializers.IntegerField(),
+        "url": serializers.CharField(help_text="Shown only now: only a hash of the token is stored."),
+        "prefix": serializers.CharField(),
+        "created": serializers.DateTimeField(),
+    },
+)
+
+
+class TherapistCalendarFeedApi(APIView):
+    @extend_schema(
+        operation_id="therapists_calendar_feed_create",
+        request=None,
+        responses={201: FEED_SCHEMA, **error_responses(403, 404)},
+        description="Create (or rotate: the previous URL stops working) the therapist's secret .ics feed URL."
+        " Any calendar app can subscribe to it without a login; it carries no PHI.",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        therapist = _get_therapist(request, pk)
+        feed, token = services.calendar_feed_token_create(actor=request.user, therapist=therapist)
+        url = request.build_absolute_uri(reverse("calendar-feed", kwargs={"token": token}))
+        return Response(
+            {"therapist": therapist.pk, "url": url, "prefix": feed.prefix, "created": feed.created},
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(
+        operation_id="therapists_calendar_feed_revoke",
+        responses={204: None, **error_responses(403, 404)},
+        description="Revoke the therapist's feed URL: it answers 404 from now on.",
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        therapist = _get_therapist(request, pk)
+        services.calendar_feed_token_revoke(actor=request.user, therapist=therapist)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -198,11 +198,13 @@ def demo_seed(*, today: date | None = None) -> DemoSummary:
             _live_zocdoc_connection()
             _live_kareo_connection()
             _google_demo_connections()
+            _live_simplepractice_connection()
             return _summary(already_seeded=True)
         skipped = _Seeder(today).run()
         _live_zocdoc_connection()
         _live_kareo_connection()
         _google_demo_connections()
+        _live_simplepractice_connection()
     return _summary(already_seeded=False, skipped=skipped)
 
 
@@ -290,6 +292,33 @@ def _google_demo_connections() -> None:
     from integrations.google.demo import google_demo_connect
 
     google_demo_connect()
+
+
+LIVE_SIMPLEPRACTICE = "SimplePractice feed (live emulator)"
+
+
+def _live_simplepractice_connection() -> Connection | None:
+    """One New York clinician's SimplePractice calendar feed, served by `manage.py run_emulators` and
+    polled on its own schedule (titles there carry names; only keyed pseudonyms reach the hub). Idempotent."""
+    from django.conf import settings
+
+    from integrations.emulators import SIMPLEPRACTICE_DEMO_TOKEN
+    from integrations.ics_feed.services import ics_feed_subscribe
+
+    existing = Connection.objects.filter(
+        platform=SourceSystem.SIMPLEPRACTICE, display_name=LIVE_SIMPLEPRACTICE
+    ).first()
+    therapist = Therapist.objects.filter(timezone="America/New_York").order_by("-pk").first()
+    if existing is not None or therapist is None:
+        return existing
+    port = settings.EMULATOR_PORTS["simplepractice"]
+    return ics_feed_subscribe(
+        actor=None,
+        therapist=therapist,
+        url=f"http://127.0.0.1:{port}/ical/{SIMPLEPRACTICE_DEMO_TOKEN}.ics",
+        platform=SourceSystem.SIMPLEPRACTICE,
+        display_name=LIVE_SIMPLEPRACTICE,
+    )
 
 
 def _summary(*, already_seeded: bool, skipped: int = 0) -> DemoSummary:

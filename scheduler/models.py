@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
 from zoneinfo import available_timezones
@@ -300,3 +301,70 @@ class Appointment(models.Model):
     @property
     def is_occupying(self) -> bool:
         return self.status in OCCUPYING_STATUSES
+
+
+class CalendarFeedToken(models.Model):
+    """A secret URL at which one therapist's appointments are published as a PHI-free .ics feed.
+
+    Only a SHA-256 of the token is stored; the URL is shown once, when it is created. Revoking keeps the
+    row (for the audit trail) and the URL stops working at once.
+    """
+
+    therapist = models.ForeignKey(Therapist, on_delete=models.CASCADE, related_name="feed_tokens")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The first characters of the token, so staff can tell URLs apart without the secret.
+    prefix = models.CharField(max_length=8, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["therapist", "revoked_at"])]
+
+    def __str__(self) -> str:
+        state = "revoked" if self.revoked_at else "active"
+        return f"Feed {self.prefix}… of {self.therapist} ({state})"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+
+class IcsImport(models.Model):
+    """One .ics upload being imported for a therapist; large files run as a background job."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    therapist = models.ForeignKey(Therapist, on_delete=models.CASCADE, related_name="ics_imports")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filename = models.CharField(max_length=255, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    as_busy = models.BooleanField(default=False)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    # The file itself, encrypted (event titles carry patient names); cleared once the import has run.
+    data = EncryptedTextField(blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent.")
+    stage = models.CharField(max_length=40, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = ".ics import"
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} for {self.therapist} ({self.status})"

@@ -20,6 +20,7 @@ from .models import (
     OCCUPYING_STATUSES,
     Appointment,
     BusyBlock,
+    CalendarFeedToken,
     Office,
     Patient,
     Service,
@@ -266,3 +267,31 @@ def therapist_free_slots(
         buffer_before=timedelta(minutes=service.buffer_before_minutes),
         buffer_after=timedelta(minutes=service.buffer_after_minutes),
     )
+
+
+def calendar_feed_token_lookup(*, token: str) -> CalendarFeedToken | None:
+    """The active feed token for a secret, or None (unknown, malformed and revoked look the same)."""
+    if not token or len(token) > 128:
+        return None
+    return (
+        CalendarFeedToken.objects.filter(
+            token_hash=CalendarFeedToken.hash_token(token), revoked_at__isnull=True
+        )
+        .only("pk", "therapist_id")
+        .first()
+    )
+
+
+def calendar_feed_token_active(*, therapist: Therapist) -> CalendarFeedToken | None:
+    return CalendarFeedToken.objects.filter(therapist=therapist, revoked_at__isnull=True).first()
+
+
+def appointment_get_for_patient_export(*, viewer: Any, pk: int) -> Appointment:
+    """An appointment with what its patient may be sent (service, therapist, office): Admin and Front desk
+    only, and audited, since it ties a visit's details to a person."""
+    appointment = appointment_get_for_viewer(viewer=viewer, pk=pk)
+    if not patient_can_read(user=viewer):
+        raise Forbidden("Only Admin and Front desk may export an appointment for its patient.")
+    with transaction.atomic():
+        audit_record(actor=viewer, action="scheduler.appointment.exported_for_patient", target=appointment)
+    return Appointment.objects.select_related("service", "therapist", "office").get(pk=appointment.pk)

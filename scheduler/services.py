@@ -32,6 +32,7 @@ from .models import (
     Appointment,
     AppointmentStatus,
     AppointmentType,
+    CalendarFeedToken,
     Office,
     Patient,
     Service,
@@ -587,3 +588,69 @@ def appointment_update_details(
         )
         _detect(appointment)  # a new patient can clash with that patient's other bookings
     return appointment
+
+
+# --- calendar feeds ------------------------------------------------------------------------------------
+
+
+def _may_manage_feed(actor: Any | None, therapist: Therapist) -> bool:
+    """Staff for anyone; a therapist for their own calendar."""
+    if actor is None:
+        return True  # the system itself (commands, the demo)
+    if not getattr(actor, "is_active", False):
+        return False
+    return actor.has_perm("scheduler.change_therapist") or therapist.user_id == actor.pk
+
+
+def calendar_feed_token_create(*, actor: Any | None, therapist: Therapist) -> tuple[CalendarFeedToken, str]:
+    """A new secret feed URL token for the therapist; any previous one is revoked (rotation).
+
+    Returns the row and the token itself, which is stored only as a hash: show it once.
+    """
+    from django.utils import timezone
+
+    if not _may_manage_feed(actor, therapist):
+        raise Forbidden("You may not manage this therapist's calendar feed.")
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        revoked = list(
+            CalendarFeedToken.objects.filter(therapist=therapist, revoked_at__isnull=True).values_list(
+                "pk", flat=True
+            )
+        )
+        CalendarFeedToken.objects.filter(pk__in=revoked).update(revoked_at=timezone.now())
+        feed = CalendarFeedToken.objects.create(
+            therapist=therapist,
+            token_hash=CalendarFeedToken.hash_token(token),
+            prefix=token[:6],
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
+        audit_record(
+            actor=actor,
+            action="scheduler.calendar_feed.created",
+            target=therapist,
+            details={"feed_token_id": feed.pk, "prefix": feed.prefix, "revoked_token_ids": revoked},
+        )
+    return feed, token
+
+
+def calendar_feed_token_revoke(*, actor: Any | None, therapist: Therapist) -> int:
+    """Revoke the therapist's feed URLs (they answer 404 from now on); returns how many were active."""
+    from django.utils import timezone
+
+    if not _may_manage_feed(actor, therapist):
+        raise Forbidden("You may not manage this therapist's calendar feed.")
+    with transaction.atomic():
+        revoked = list(
+            CalendarFeedToken.objects.filter(therapist=therapist, revoked_at__isnull=True).values_list(
+                "pk", flat=True
+            )
+        )
+        CalendarFeedToken.objects.filter(pk__in=revoked).update(revoked_at=timezone.now())
+        audit_record(
+            actor=actor,
+            action="scheduler.calendar_feed.revoked",
+            target=therapist,
+            details={"revoked_token_ids": revoked},
+        )
+    return len(revoked)

@@ -249,6 +249,7 @@ EMULATOR_PORTS = {
     "zocdoc": env.int("EMULATOR_ZOCDOC_PORT", default=8701),
     "kareo": env.int("EMULATOR_KAREO_PORT", default=8702),
     "google": env.int("EMULATOR_GOOGLE_PORT", default=8703),
+    "simplepractice": env.int("EMULATOR_SIMPLEPRACTICE_PORT", default=8704),
 }
 DEMO_HUB_URL = env.str("DEMO_HUB_URL", default="http://127.0.0.1:8000")
 # Where people and external calendars reach the hub (deep links in events, push notification addresses).
@@ -283,6 +284,18 @@ GOOGLE_OAUTH_CLIENT_ID = env.str(
 GOOGLE_OAUTH_CLIENT_SECRET = env.str(
     "GOOGLE_OAUTH_CLIENT_SECRET", default="demo-google-secret" if _GOOGLE_EMU else ""
 )
+
+# iCalendar export, subscription feeds and import (docs/ical.md).
+ICS_ALARM_MINUTES = env.list("ICS_ALARM_MINUTES", cast=int, default=[60, 1440])  # VALARM lead times
+ICS_FEED_PAST_DAYS = env.int("ICS_FEED_PAST_DAYS", default=30)
+ICS_FEED_FUTURE_DAYS = env.int("ICS_FEED_FUTURE_DAYS", default=365)
+ICS_FEED_REFRESH_MINUTES = env.int("ICS_FEED_REFRESH_MINUTES", default=15)
+ICS_FEED_CACHE_SECONDS = env.int("ICS_FEED_CACHE_SECONDS", default=24 * 60 * 60)
+ICS_IMPORT_MAX_BYTES = env.int("ICS_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
+# Uploads larger than this run as a background job (202 + job URL) instead of inside the request.
+ICS_IMPORT_BACKGROUND_BYTES = env.int("ICS_IMPORT_BACKGROUND_BYTES", default=256 * 1024)
+ICS_IMPORT_WINDOW_PAST_DAYS = env.int("ICS_IMPORT_WINDOW_PAST_DAYS", default=30)
+ICS_IMPORT_WINDOW_FUTURE_DAYS = env.int("ICS_IMPORT_WINDOW_FUTURE_DAYS", default=365)
 
 LOGGING = {
     "version": 1,

@@ -173,3 +173,80 @@ def test_run_emulators_serves_a_platform_from_a_scenario_file(tmp_path):
         call_command("run_emulators", "--scenario", f"zocdoc={bad}", "--live-every", "0")
     with pytest.raises(CommandError, match="PLATFORM=FILE"):
         call_command("run_emulators", "--scenario", "zocdoc")
+
+
+def test_seed_demo_subscribes_a_simplepractice_feed_whose_emulator_serves_it(db, settings):
+    from integrations.emulators import simplepractice_demo_emulator
+    from integrations.simplepractice.emulator import serve as serve_feed
+    from scheduler.demo import LIVE_SIMPLEPRACTICE
+
+    demo_seed(today=date(2026, 11, 23))
+    demo_seed(today=date(2026, 11, 23))  # idempotent
+    (connection,) = Connection.objects.filter(display_name=LIVE_SIMPLEPRACTICE)
+    port = settings.EMULATOR_PORTS["simplepractice"]
+    assert connection.platform == "simplepractice" and f":{port}/ical/" in connection.credentials["url"]
+    assert PeriodicTask.objects.get(name=f"sync connection {connection.pk}").enabled
+    emulator = simplepractice_demo_emulator(datetime.now(UTC).date())
+    server, url = serve_feed(emulator)
+    try:
+        connection.credentials = {
+            "url": connection.credentials["url"].replace(f"http://127.0.0.1:{port}", url)
+        }
+        connection.save()
+        run = connection_sync(connection_id=connection.pk)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.status == "ok" and run.created > 10, run.errors
+    refs = set(Appointment.objects.filter(connection=connection).values_list("patient_ref", flat=True))
+    assert all(ref == "" or ref.startswith("simplepractice:") for ref in refs) and len(refs) > 2
+
+
+def test_run_all_serves_the_simplepractice_feed():
+    from integrations.emulators import SIMPLEPRACTICE_DEMO_TOKEN, run_all
+
+    servers = run_all(
+        ports={"zocdoc": 0, "kareo": 0, "google": 0, "simplepractice": 0},
+        hub_url="http://127.0.0.1:9",
+        live_every=0,
+    )
+    try:
+        (feed,) = [
+            s for s in servers if type(getattr(s, "emulator", None)).__name__ == "SimplePracticeEmulator"
+        ]
+        import requests
+
+        url = f"http://127.0.0.1:{feed.server_port}/ical/{SIMPLEPRACTICE_DEMO_TOKEN}.ics"
+        response = requests.get(url, timeout=10)
+        assert response.status_code == 200 and b"BEGIN:VEVENT" in response.content
+    finally:
+        for server in servers:
+            if hasattr(server, "shutdown"):
+                server.shutdown()
+                server.server_close()
+
+
+def test_the_simplepractice_feed_can_come_from_a_scenario_file():
+    from pathlib import Path
+
+    import requests
+
+    from integrations.emulators import SIMPLEPRACTICE_DEMO_TOKEN, run_all
+
+    scenario = Path(__file__).resolve().parents[1] / "simplepractice" / "scenarios" / "demo.json"
+    servers = run_all(
+        ports={"zocdoc": 0, "kareo": 0, "google": 0, "simplepractice": 0},
+        hub_url="http://127.0.0.1:9",
+        live_every=0,
+        scenarios={"simplepractice": str(scenario)},
+    )
+    try:
+        (feed,) = [
+            s for s in servers if type(getattr(s, "emulator", None)).__name__ == "SimplePracticeEmulator"
+        ]
+        url = f"http://127.0.0.1:{feed.server_port}/ical/{SIMPLEPRACTICE_DEMO_TOKEN}.ics"
+        body = requests.get(url, timeout=10).content
+        assert body.count(b"BEGIN:VEVENT") == 6 and b"UID:sp-scn-5@simplepractice.invalid" in body
+        assert b"RRULE:FREQ=WEEKLY;COUNT=6" in body and b"STATUS:CANCELLED" in body
+    finally:
+        _stop(servers)
