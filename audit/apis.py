@@ -30,6 +30,13 @@ class AuditLogOutput(serializers.ModelSerializer):
         ]
 
 
+class AuditLogFilter(serializers.Serializer):
+    # CharField refuses NUL characters (PostgreSQL text cannot hold them): a clear 400, not a 500.
+    action = serializers.CharField(required=False, max_length=200)
+    target_type = serializers.CharField(required=False, max_length=100)
+    target_id = serializers.CharField(required=False, max_length=64)
+
+
 class AuditLogListApi(APIView):
     pagination_class = Pagination
 
@@ -46,9 +53,11 @@ class AuditLogListApi(APIView):
     def get(self, request: Request) -> Response:
         if not request.user.has_perm("audit.view_auditlog"):
             raise Forbidden("The audit log is for Admins only.")
+        filters = AuditLogFilter(data=request.query_params)
+        filters.is_valid(raise_exception=True)
         qs = AuditLog.objects.order_by("-seq")
-        for name in ("action", "target_type", "target_id"):
-            if value := request.query_params.get(name):
+        for name, value in filters.validated_data.items():
+            if value:
                 qs = qs.filter(**{name: value})
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)

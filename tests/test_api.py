@@ -291,6 +291,13 @@ def test_the_audit_log_is_for_admins_only(desk, admin_user):
     assert rows and rows[0]["action"] == "accounts.api_token.issued"
 
 
+@pytest.mark.dbspecific
+def test_audit_filters_are_validated_and_a_nul_byte_is_a_400_not_a_500(admin_user):
+    admin = client_for(admin_user)
+    assert admin.get(f"{API}/audit/", {"action": "accounts.api_token.issued"}).json()["count"] == 1
+    assert_error(admin.get(f"{API}/audit/", {"action": "a\x00b"}), 400, "invalid")
+
+
 def test_ical_export_is_phi_free_with_a_vtimezone(desk, therapist_a, frontdesk_user):
     from scheduler.services import patient_create
 
