@@ -128,6 +128,9 @@ def ics_import_apply(
         skipped_own=parsed.skipped_own,
     )
     report(40, "applying")
+    # In time order, so that each chunk touches one stretch of the calendar and its conflict detection reads
+    # that stretch only (a chunk spanning the whole window would re-read all of it every time).
+    events.sort(key=lambda e: e.start or lo)
     with transaction.atomic():
         connection = ics_upload_connection(therapist=therapist)
     for start in range(0, len(events), APPLY_CHUNK):
