@@ -163,6 +163,7 @@ class IcsImportCreateApi(APIView):
             "`Location`)."
         ),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         if not request.user.has_perm("scheduler.add_appointment"):
             raise Forbidden("You may not import calendars.")

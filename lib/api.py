@@ -227,6 +227,25 @@ def if_match_version(request: Request, pk: int) -> int | None:
 # --- Idempotency-Key ------------------------------------------------------------------------------
 
 
+def _fingerprint_data(data: Any) -> Any:
+    """The request body as the idempotency fingerprint sees it: uploaded files by the hash of their content
+    (their str() is only the name), form fields with all their values."""
+    from django.core.files.uploadedfile import UploadedFile
+
+    def value(v: Any) -> Any:
+        if isinstance(v, UploadedFile):
+            digest = hashlib.sha256()
+            for chunk in v.chunks():
+                digest.update(chunk)
+            v.seek(0)
+            return f"file:{digest.hexdigest()}"
+        return v
+
+    if hasattr(data, "getlist"):  # a QueryDict (form or multipart body)
+        return {key: [value(v) for v in data.getlist(key)] for key in data}
+    return data
+
+
 def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
     """Replay the first response for a repeated Idempotency-Key with the same body; 422 for a different one.
 
@@ -243,7 +262,9 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
         if len(key) > 200:
             raise InvalidInput("Idempotency-Key is at most 200 characters.")
         fingerprint = hashlib.sha256(
-            json.dumps([request.method, request.path, request.data], sort_keys=True, default=str).encode()
+            json.dumps(
+                [request.method, request.path, _fingerprint_data(request.data)], sort_keys=True, default=str
+            ).encode()
         ).hexdigest()
         try:
             with transaction.atomic():

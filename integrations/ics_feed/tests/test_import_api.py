@@ -22,7 +22,7 @@ def client_for(user) -> APIClient:
     return client
 
 
-def upload(client, therapist, data=GOOGLE, **extra):
+def upload(client, therapist, data=GOOGLE, key=None, **extra):
     body = {
         "file": SimpleUploadedFile("cal.ics", data, content_type="text/calendar"),
         "therapist": getattr(therapist, "pk", therapist),
@@ -30,7 +30,8 @@ def upload(client, therapist, data=GOOGLE, **extra):
         "window_end": "2026-12-31",
         **extra,
     }
-    return client.post(f"{API}/imports/ics", body, format="multipart")
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return client.post(f"{API}/imports/ics", body, format="multipart", **headers)
 
 
 def test_a_small_file_is_imported_in_the_request(frontdesk_user, therapist_a):
@@ -110,3 +111,15 @@ def test_the_admin_uploads_and_shows_the_result(client, frontdesk_user, therapis
     assert job.status == "done" and Appointment.objects.count() == 6
     page = client.get(reverse("admin:scheduler_icsimport_change", args=[job.pk])).content.decode()
     assert "100% (done)" in page and "created 7" in page
+
+
+def test_a_retried_upload_with_the_same_idempotency_key_replays_and_another_file_is_refused(
+    frontdesk_user, therapist_a
+):
+    desk = client_for(frontdesk_user)
+    first = upload(desk, therapist_a, key="upload-1")
+    replay = upload(desk, therapist_a, key="upload-1")
+    assert first.status_code == replay.status_code == 201 and first.json() == replay.json()
+    assert IcsImport.objects.count() == 1  # the retry imported nothing again
+    other = upload(desk, therapist_a, data=GOOGLE.replace(b"SUMMARY:", b"SUMMARY:x"), key="upload-1")
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
