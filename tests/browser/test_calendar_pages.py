@@ -303,3 +303,37 @@ def test_a_therapist_sees_only_their_own_appointments_in_month_week_and_day(
     assert shown_ids(phone) == monday
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scrolling
     screenshot(phone, "member-phone-day")
+
+
+def test_the_keyboard_reschedules_through_the_details_dialog_with_the_same_clash_check(
+    open_page: Any, scenario: Scenario, frontdesk_user: Any
+) -> None:
+    page = open_page("fran", "pw-desk-123", f"/calendar/board/?date={DATE}")
+    page.wait_for_function("document.getElementById('calendar-app').dataset.ready === 'true'")
+    moved = scenario.afternoon
+    event(page, moved.pk).focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("#details-dialog")
+    dialog.wait_for()
+    field = dialog.get_by_label("Reschedule to (America/New_York)")
+    # Onto the busy block (Tue 11:00): the clash dialog, nothing changed.
+    field.fill("2026-12-08T11:00")
+    field.press("Enter")
+    clash = page.locator("#clash-dialog")
+    clash.wait_for()
+    assert clash.locator(f"li[data-busy='{scenario.busy.pk}']").is_visible()
+    clash.get_by_role("button", name="Keep original time").click()
+    moved.refresh_from_db()
+    assert (moved.start, moved.version) == (ny(7, 13), 1)
+    # Into a free hour: moved through the API, the board reloads.
+    event(page, moved.pk).focus()
+    page.keyboard.press("Enter")
+    dialog.wait_for()
+    before = loads(page)
+    field = dialog.get_by_label("Reschedule to (America/New_York)")
+    field.fill("2026-12-09T10:00")
+    field.press("Enter")
+    wait_reloaded(page, before)
+    moved.refresh_from_db()
+    assert (moved.start, moved.end, moved.version) == (ny(9, 10), ny(9, 10, 50), 2)
+    assert page.js_errors == []

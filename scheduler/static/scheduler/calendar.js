@@ -203,7 +203,37 @@
       facts,
       el("p", {}, el("a", { class: "button", href: `${API}/appointments/${a.id}/ical`, download: `appointment-${a.id}.ics`, text: "Add to my calendar (.ics)" })),
     );
+    if (BOARD && a.source_system === "hub" && OCCUPYING.has(a.status)) body.append(rescheduleForm(a));
     openDialog("details-dialog");
+  }
+
+  function rescheduleForm(a) {
+    // Rescheduling without a mouse: the same checks and dialog as dragging.
+    const zone = zoneOf(a.therapist);
+    const input = el("input", {
+      type: "datetime-local",
+      id: "reschedule-start",
+      required: true,
+      value: DateTime.fromISO(a.start, { zone }).toFormat("yyyy-LL-dd'T'HH:mm"),
+    });
+    const form = el(
+      "form",
+      { class: "reschedule" },
+      el("label", { for: "reschedule-start", text: `Reschedule to (${zone})` }),
+      " ",
+      input,
+      " ",
+      el("button", { type: "submit", text: "Reschedule" }),
+    );
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const start = DateTime.fromISO(input.value, { zone });
+      if (!start.isValid) return;
+      const length = Date.parse(a.end) - Date.parse(a.start);
+      document.getElementById("details-dialog").close();
+      proposeMove({ appt: a, start: start.toISO(), end: start.plus({ milliseconds: length }).toISO() });
+    });
+    return form;
   }
 
   // --- calendar ---------------------------------------------------------------------------------------
@@ -614,6 +644,12 @@
     const move = { appt, start: info.event.startStr, end: info.event.endStr };
     // Nothing changes until a choice is made: put the event back first, then ask.
     info.revert();
+    await proposeMove(move);
+  }
+
+  // Dragging and the details dialog's "Reschedule" form (the keyboard's way) both end here.
+  async function proposeMove(move) {
+    const appt = move.appt;
     const clashes = localClashes(appt, move.start, move.end);
     if (clashes.appointments.length || clashes.blocks.length) {
       showClash(move, clashes);
