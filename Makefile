@@ -29,6 +29,9 @@ $(VENDOR)/.stamp: package-lock.json
 	cp node_modules/luxon/build/global/luxon.min.js node_modules/luxon/LICENSE.md $(VENDOR)/luxon/
 	touch $@
 
+.env:
+	cp .env.example .env
+
 demo: install .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
