@@ -51,6 +51,10 @@ class Connection(models.Model):
     # Set when the platform asked us to slow down (429 + Retry-After, Kareo's throttling): no sync, scheduled
     # or requested, runs before it.
     sync_not_before = models.DateTimeField(null=True, blank=True)
+    # Set when an early sync is requested and not yet started: further requests (a burst of webhooks) join
+    # it instead of queueing one sync each. Cleared when a sync starts, so a change announced during a
+    # running sync still gets a sync of its own.
+    sync_requested_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -614,6 +614,10 @@ def connection_sync(
     with transaction.atomic():
         # The row lock makes concurrent syncs of one connection queue up instead of interleaving.
         connection = Connection.objects.select_for_update().get(pk=connection_id)
+        if connection.sync_requested_at is not None:
+            # This run serves every early request made so far; a request from now on queues a new one.
+            Connection.objects.filter(pk=connection.pk).update(sync_requested_at=None)
+            connection.sync_requested_at = None
         if connection.status in (Connection.Status.PAUSED, Connection.Status.NEEDS_REAUTH):
             return None
         if connection.sync_not_before is not None and timezone.now() < connection.sync_not_before:
@@ -754,14 +758,20 @@ def connection_request_sync(*, actor: Any | None, connection: Connection, reason
     from .tasks import connection_sync_task
 
     with transaction.atomic():
+        # One pending early sync per connection: if one is queued and has not started, it will see this
+        # change too. (A request lost with its task is cleared by the next scheduled sync.)
+        queued = Connection.objects.filter(pk=connection.pk, sync_requested_at__isnull=True).update(
+            sync_requested_at=timezone.now()
+        )
         audit_record(
             actor=actor,
             action="integrations.connection.sync_requested",
             target=connection,
-            details={"reason": reason},
+            details={"reason": reason, "joined_pending": not queued},
         )
-        connection_id = connection.pk
-        transaction.on_commit(lambda: connection_sync_task.delay(connection_id))
+        if queued:
+            connection_id = connection.pk
+            transaction.on_commit(lambda: connection_sync_task.delay(connection_id))
 
 
 # --- write queue drain ----------------------------------------------------------------------------

@@ -76,3 +76,33 @@ def test_a_webhook_with_a_bad_signature_is_refused_before_parsing(client, zocdoc
     )
     assert client.post("/webhooks/nosuch/", body, content_type="application/json").status_code == 404
     assert not WebhookDelivery.objects.exists()
+
+
+def test_a_burst_of_webhooks_queues_one_sync_and_a_later_one_queues_another(
+    client, zocdoc, django_capture_on_commit_callbacks
+):
+    from integrations.services import connection_sync
+
+    conn, emulator = zocdoc
+
+    def deliver(appointment_id):
+        body, headers = emulator.webhook_request(appointment_id, "updated")
+        extra = {
+            f"HTTP_{k.upper().replace('-', '_')}": v
+            for k, v in headers.items()
+            if k.lower() != "content-type"
+        }
+        return client.post("/webhooks/zocdoc/", body, content_type="application/json", **extra)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        for n in range(5):
+            assert deliver(f"appt-{n}").json() == {"status": "accepted"}
+    assert len(callbacks) == 1  # the pending sync serves the whole burst
+    conn.refresh_from_db()
+    assert conn.sync_requested_at is not None
+    connection_sync(connection_id=conn.pk)  # the queued sync starts: requests from now on queue anew
+    conn.refresh_from_db()
+    assert conn.sync_requested_at is None
+    with django_capture_on_commit_callbacks() as callbacks:
+        deliver("appt-9")
+    assert len(callbacks) == 1
