@@ -435,16 +435,13 @@ def scan_breakdown() -> dict[str, Any]:
     from django.utils import timezone
 
     from conflicts.engine import Slot, detect_all
-    from conflicts.services import _gc_paused, _persist, _weeks, scan_load
-    from scheduler.models import OCCUPYING_STATUSES, Appointment, Service
+    from conflicts.services import _gc_paused, _persist, _service_buffers, _weeks, scan_load
+    from scheduler.models import OCCUPYING_STATUSES, Appointment
 
     columns = ("pk", "therapist_id", "start", "end", "service_id", "patient_ref", "source_system")
     pieces: dict[str, Any] = {}
     gc.collect()
-    buffers = {
-        s.pk: (timedelta(minutes=s.buffer_before_minutes), timedelta(minutes=s.buffer_after_minutes))
-        for s in Service.objects.all()
-    }
+    buffers = _service_buffers()
     zero = (timedelta(0), timedelta(0))
     qs = Appointment.objects.filter(status__in=OCCUPYING_STATUSES)
     began = time.perf_counter()

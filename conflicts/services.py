@@ -57,16 +57,21 @@ def _weeks(therapist_ids: Iterable[int], start: datetime, end: datetime) -> dict
     }
 
 
+def _service_buffers() -> dict[int, tuple[timedelta, timedelta]]:
+    """Each service's (buffer before, buffer after), for building engine slots from raw rows."""
+    return {
+        s.pk: (timedelta(minutes=s.buffer_before_minutes), timedelta(minutes=s.buffer_after_minutes))
+        for s in Service.objects.all()
+    }
+
+
 def conflicts_detect(*, therapist_ids: Iterable[int], start: datetime, end: datetime) -> DetectResult:
     """Detect every kind for these therapists around [start, end); open new findings, close vanished ones.
 
     Runs inside the caller's transaction when there is one (write paths), else in its own.
     """
     therapist_ids = sorted(set(therapist_ids))
-    buffers = {
-        s.pk: (timedelta(minutes=s.buffer_before_minutes), timedelta(minutes=s.buffer_after_minutes))
-        for s in Service.objects.all()
-    }
+    buffers = _service_buffers()
     pad = BUFFER_PAD
     occupying = Appointment.objects.filter(status__in=OCCUPYING_STATUSES)
     fields = ("pk", "therapist_id", "start", "end", "service_id", "patient_ref", "source_system")
@@ -115,10 +120,10 @@ def conflicts_detect(*, therapist_ids: Iterable[int], start: datetime, end: date
         else []
     )
     blocks = [
-        Block(id=b.pk, therapist_id=b.therapist_id, start=b.start, end=b.end)
-        for b in BusyBlock.objects.filter(
+        Block(id=pk, therapist_id=t, start=s, end=e)
+        for pk, t, s, e in BusyBlock.objects.filter(
             therapist_id__in=therapist_ids, start__lt=end + pad, end__gt=start - pad
-        )
+        ).values_list("pk", "therapist_id", "start", "end")
     ]
     slots = [*mine, *same_patient]
     # _persist keeps only findings that involve an examined appointment: those among other therapists'
@@ -230,10 +235,7 @@ def scan_load(start: datetime | None = None, end: datetime | None = None) -> tup
     Reads plain tuples from the cursor rather than model instances; at 500k appointments that is most of
     the time saved. Call it with the cyclic GC paused (see conflicts_scan).
     """
-    buffers = {
-        s.pk: (timedelta(minutes=s.buffer_before_minutes), timedelta(minutes=s.buffer_after_minutes))
-        for s in Service.objects.all()
-    }
+    buffers = _service_buffers()
     zero = (timedelta(0), timedelta(0))
     qs = Appointment.objects.filter(status__in=OCCUPYING_STATUSES)
     blocks_qs = BusyBlock.objects.all()

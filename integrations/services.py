@@ -1,4 +1,5 @@
-"""Writes for integrations. For now: queueing hub changes for the external calendars that want them."""
+"""Writes for integrations: applying what connectors fetch (sync_apply, connection_sync), the hub's own events
+read back from calendars, the write queue and its drain, schedules, credentials and early-sync requests."""
 
 from __future__ import annotations
 
@@ -339,31 +340,16 @@ _LEDGER_APPOINTMENT_DEFERRED = tuple(
     )
 )
 _TYPES = frozenset(AppointmentType.values)
-_CHANGED_APPOINTMENT_COLUMNS = (
-    "therapist_id",
-    "start",
-    "end",
-    "status",
-    "type",
-    "patient_ref",
-    "timezone",
-    "raw",
-    "version",
-    "updated",
-)
+# What a source's report sets on an appointment (the keys of `values` in sync_apply).
+_REPORTED_COLUMNS = ("therapist_id", "start", "end", "status", "type", "patient_ref", "timezone")
+_CHANGED_APPOINTMENT_COLUMNS = (*_REPORTED_COLUMNS, "raw", "version", "updated")
 _NEW_APPOINTMENT_COLUMNS = (
     "source_system",
     "connection_id",
     "external_id",
     "recurrence_id",
     "raw",
-    "therapist_id",
-    "start",
-    "end",
-    "status",
-    "type",
-    "patient_ref",
-    "timezone",
+    *_REPORTED_COLUMNS,
 )
 _LEDGER_CHANGES = ("appointment_id", "busy_block_id", "version", "last_seen_at", "tombstone_reason")
 _LEDGER_COLUMNS = ("connection_id", "external_id", "recurrence_id", *_LEDGER_CHANGES)
@@ -371,10 +357,10 @@ _LEDGER_COLUMNS = ("connection_id", "external_id", "recurrence_id", *_LEDGER_CHA
 
 def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
     """Apply one fetched batch: upsert canonical appointments, update the ledger, apply only authoritative
-    deletions, detect conflicts on what changed. Idempotent; older versions never win. (Busy time is
-    reported as an error until the calendar connectors bring it.)
+    deletions, detect conflicts on what changed. Idempotent; older versions never win. Busy time becomes
+    BusyBlocks (`_busy_apply`); the hub's own events read back from a calendar go to calendar_events_apply.
 
-    Bulk throughout: one ledger read per 500 ids, bulk inserts and upserts, detection per page.
+    Bulk throughout: one ledger read per 500 ids, executemany inserts and updates, detection per page.
     """
     counts = SyncCounts(fetched=len(result.events) + len(result.errors), errors=list(result.errors))
     result = calendar_events_apply(
@@ -476,16 +462,12 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 counts.created += 1
             else:
                 appt = rec.appointment
-                old = (appt.start, appt.end, appt.therapist_id)
                 if appt.merged_into_id is not None:
                     values["status"] = AppointmentStatus.CANCELLED  # merged by staff: stays out of the way
-                for k, v in values.items():
-                    setattr(appt, k, v)
-                appt.raw, appt.version = event.raw, appt.version + 1
-                changed_appts.append({**values, "pk": appt.pk, "raw": event.raw, "version": appt.version})
+                changed_appts.append({**values, "pk": appt.pk, "raw": event.raw, "version": appt.version + 1})
                 rec.version, rec.last_seen_at, rec.tombstone_reason = event.version, now, ""
                 touched_records.append(rec)
-                touched.setdefault(old[2], []).extend(old[:2])
+                touched.setdefault(appt.therapist_id, []).extend([appt.start, appt.end])
                 if values["status"] == AppointmentStatus.CANCELLED:
                     counts.cancelled += 1
                 else:
@@ -527,7 +509,7 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                 )
                 .exclude(appointment__status=AppointmentStatus.CANCELLED)
                 .select_related("appointment")
-                .defer("appointment__raw")
+                .defer(*_LEDGER_APPOINTMENT_DEFERRED)
             )
             for rec in gone:
                 if seen(rec):
@@ -1106,9 +1088,11 @@ def calendar_events_apply(*, connection: Connection, result: FetchResult, counts
     with transaction.atomic():
         ledger: dict[str, ExternalRecord] = {}
         for chunk in _chunks(list({e.external_id for e in candidates})):
-            for rec in ExternalRecord.objects.filter(
-                connection=connection, external_id__in=chunk, recurrence_id=""
-            ).select_related("appointment"):
+            for rec in (
+                ExternalRecord.objects.filter(connection=connection, external_id__in=chunk, recurrence_id="")
+                .select_related("appointment")
+                .defer("appointment__raw")  # never read here; it would be decrypted row by row
+            ):
                 ledger[rec.external_id] = rec
 
         def ours(event: ExternalEvent) -> bool:

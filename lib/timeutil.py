@@ -45,3 +45,14 @@ def format_local_range(start: datetime, end: datetime, tz: str) -> str:
     s, e = start.astimezone(ZoneInfo(tz)), end.astimezone(ZoneInfo(tz))
     end_fmt = "%H:%M" if s.date() == e.date() else "%a %d %b %H:%M"
     return f"{s:%a %d %b %Y %H:%M}–{e.strftime(end_fmt)} {s.tzname()}"
+
+
+def parse_instant(value: str) -> datetime:
+    """An ISO 8601 instant from a platform ("2024-01-01 00:00:00+00:00", "...Z"); naive means UTC."""
+    parsed = datetime.fromisoformat(value.strip())
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def version_stamp(moment: datetime) -> str:
+    """A fixed-width UTC stamp, so that comparing versions (or cursors) as strings compares the instants."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

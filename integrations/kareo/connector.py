@@ -23,6 +23,7 @@ import zeep.exceptions
 from zeep.helpers import serialize_object
 from zeep.transports import Transport
 
+from lib.timeutil import parse_instant, version_stamp
 from scheduler.models import MAX_APPOINTMENT_LENGTH
 
 from ..base import (
@@ -116,7 +117,7 @@ class KareoConnector(Connector):
             rows = self._get({"StartDate": _day(low), "EndDate": _day(window[1].astimezone(zone))})
         else:
             try:
-                since = _instant(cursor)
+                since = parse_instant(cursor)
             except ValueError:
                 raise CursorExpired(f"The stored Kareo cursor {cursor!r} is not an instant.") from None
             # Not limited to the window: an appointment moved out of it must reach the hub as well.
@@ -136,13 +137,13 @@ class KareoConnector(Connector):
                 unreadable.add(appointment_id)
         versions = [e.version for e in events if e.version]
         if cursor is not None:
-            versions.append(_stamp(_instant(cursor)))
+            versions.append(version_stamp(parse_instant(cursor)))
         new_cursor = max(versions, default=None)
         if cursor is None and new_cursor is None:
-            new_cursor = _stamp(datetime.now(UTC))  # nothing in the window yet: changes from now on
+            new_cursor = version_stamp(datetime.now(UTC))  # nothing in the window yet: changes from now on
         if unreadable or anonymous:
             # Keep the cursor where it was, so the unreadable rows are read again on the next run.
-            new_cursor = _stamp(_instant(cursor)) if cursor else None
+            new_cursor = version_stamp(parse_instant(cursor)) if cursor else None
         return FetchResult(
             events,
             cursor=new_cursor,
@@ -256,7 +257,9 @@ class KareoConnector(Connector):
         try:
             start = _local(row["StartDate"], zone)
             end = _local(row["EndDate"], zone)
-            version = _stamp(_local(row["LastModifiedDate"], zone)) if row.get("LastModifiedDate") else ""
+            version = (
+                version_stamp(_local(row["LastModifiedDate"], zone)) if row.get("LastModifiedDate") else ""
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"Kareo sent an appointment the hub cannot read ({exc!r})") from exc
         status_key = re.sub(r"[\s_-]", "", str(row.get("ConfirmationStatus") or "")).lower()
@@ -288,16 +291,6 @@ def _local(value: str, zone: ZoneInfo) -> datetime:
             continue
     parsed = datetime.fromisoformat(value)
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
-
-
-def _instant(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _stamp(moment: datetime) -> str:
-    """A fixed-width UTC stamp, so that comparing versions as strings compares the instants."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _day(moment: datetime) -> str:

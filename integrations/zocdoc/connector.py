@@ -11,6 +11,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from lib.timeutil import parse_instant, version_stamp
+
 from ..base import (
     Connector,
     ConnectorAuthError,
@@ -66,7 +68,7 @@ class ZocdocConnector(Connector):
             rows = self._read("start_time_utc", *window)
         else:
             try:
-                since = _instant(cursor)
+                since = parse_instant(cursor)
             except ValueError:
                 raise CursorExpired(f"The stored Zocdoc cursor {cursor!r} is not an instant.") from None
             # Not limited to the window: an appointment moved out of it must reach the hub as well.
@@ -229,15 +231,9 @@ class ZocdocConnector(Connector):
         )
 
 
-def _instant(value: str) -> datetime:
-    """Zocdoc's "*_utc" instants, parsed leniently ("2024-01-01 00:00:00+00:00", "...Z"); naive means UTC."""
-    parsed = datetime.fromisoformat(value.strip())
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _version(value: str) -> str:
-    """A fixed-width UTC stamp, so that comparing versions as strings compares the instants."""
-    return _instant(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Zocdoc's "*_utc" instants (naive means UTC) as fixed-width UTC stamps that compare as strings."""
+    return version_stamp(parse_instant(value))
 
 
 def _param(value: datetime) -> str:
