@@ -196,7 +196,8 @@ class AppointmentForm(forms.ModelForm):
                 duration_minutes=int((self.instance.end - self.instance.start).total_seconds() // 60),
             )
             for name in ("therapist", "service", "type", "office", "patient_ref"):
-                self.fields[name].disabled = True
+                if name in self.fields:  # a view-only page (external or finished) has no form fields
+                    self.fields[name].disabled = True
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -339,6 +340,10 @@ class AppointmentAdmin(admin.ModelAdmin):
         ]
         if obj is None:
             return [(None, {"fields": main})]
+        if not self.has_change_permission(request, obj):
+            # View only (an external fact, or a finished appointment): the time-entry fields are form-only
+            # and would render empty; the record's time is `when_local`.
+            main = ["therapist", "service", "type", "office", "patient_ref"]
         return [
             (None, {"fields": ["when_local", "ical_export", *main]}),
             (

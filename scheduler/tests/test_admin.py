@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from django.urls import reverse
 
 from audit.models import AuditLog
 from scheduler.models import Appointment, Therapist
 from scheduler.services import appointment_book
+from scheduler.tests.factories import AppointmentFactory
 
 
 def _book_form(therapist, date="2026-12-07", time="10:00", **extra):
@@ -100,3 +102,39 @@ def test_working_hours_editor_validates_and_saves_through_the_service(client, ad
     }
     changes = AuditLog.objects.filter(action="scheduler.therapist.working_hours_changed", actor=admin_user)
     assert changes.exists()
+
+
+@pytest.mark.parametrize(
+    ("source", "status"),
+    [
+        ("zocdoc", "scheduled"),
+        ("kareo", "confirmed"),
+        ("simplepractice", "scheduled"),
+        ("ics_feed", "scheduled"),
+        ("hub", "cancelled"),
+        ("hub", "completed"),
+    ],
+)
+def test_the_read_only_change_page_of_an_external_or_finished_appointment_renders(
+    client, frontdesk_user, therapist_a, source, status
+):
+    appt = AppointmentFactory(
+        therapist=therapist_a,
+        source_system=source,
+        external_id="" if source == "hub" else "ext-1",
+        status=status,
+        start=datetime(2026, 12, 7, 14, tzinfo=UTC),
+    )
+    client.force_login(frontdesk_user)
+    response = client.get(reverse("admin:scheduler_appointment_change", args=[appt.pk]))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Mon 07 Dec 2026 09:00–09:50 EST" in page  # the time, in the therapist's zone
+    assert 'name="start_time"' not in page  # view only: nothing to edit
+    # and posting to it changes nothing
+    response = client.post(
+        reverse("admin:scheduler_appointment_change", args=[appt.pk]), _book_form(therapist_a, time="11:00")
+    )
+    assert response.status_code == 403
+    appt.refresh_from_db()
+    assert appt.start == datetime(2026, 12, 7, 14, tzinfo=UTC)
