@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from lib.errors import ApplicationError, InvalidInput
+from lib.ids import parse_id  # also registers <id:...>
 from lib.timeutil import format_local_range, wall_clock_to_instant
 from scheduler.models import Appointment
 
@@ -61,7 +62,7 @@ class ConflictAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[Any]:
         resolve = path(
-            "<int:pk>/resolve/",
+            "<id:pk>/resolve/",
             self.admin_site.admin_view(self.resolve_view),
             name="conflicts_conflict_resolve",
         )
@@ -135,7 +136,8 @@ class ConflictAdmin(admin.ModelAdmin):
         raw = request.POST.get("appointment", "")
         if not raw:
             return None
-        chosen = conflict.appointments.filter(pk=int(raw)).first() if raw.isdigit() else None
+        pk = parse_id(raw)
+        chosen = conflict.appointments.filter(pk=pk).first() if pk is not None else None
         if chosen is None:
             raise InvalidInput("Choose one of the appointments in this conflict.")
         return chosen

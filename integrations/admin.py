@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -13,6 +12,7 @@ from django.http import HttpRequest
 from audit.services import audit_record
 from lib.admin import AuditedModelAdmin
 from lib.errors import InvalidInput
+from lib.jsonutil import loads_bounded
 from scheduler.models import IcsImport
 
 from .ics_feed.services import ics_import_submit, import_window
@@ -82,7 +82,7 @@ class ConnectionForm(forms.ModelForm):
         if not text:
             return None
         try:
-            value = json.loads(text)
+            value = loads_bounded(text)
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from None
         if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):

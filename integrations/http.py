@@ -9,9 +9,14 @@ from typing import Any
 
 import requests
 
+from lib.jsonutil import loads_bounded
+
 from .base import ConnectorAuthError, ConnectorConfigError, ConnectorError
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+
+
+MAX_RETRY_AFTER = 7 * 24 * 3600.0  # a longer (or absurd) Retry-After is read as a week, never as infinity
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -19,22 +24,22 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:  # RFC 850/asctime forms carry no zone; HTTP-dates are always GMT
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()), MAX_RETRY_AFTER)
 
 
 def error_message(response: requests.Response) -> str:
     """The platform's own error text when the body is JSON, else the status line."""
     status = f"HTTP {response.status_code} {response.reason or ''}".strip()
     try:
-        body = response.json()
+        body = loads_bounded(response.content)
     except ValueError:
         return status
     if not isinstance(body, dict):
@@ -110,6 +115,6 @@ class HttpClient:
 def json_body(response: requests.Response, platform: str = "") -> Any:
     """The response's JSON; an unparsable body (a proxy's HTML page, a truncated read) is retryable."""
     try:
-        return response.json()
+        return loads_bounded(response.content)
     except ValueError as exc:
         raise ConnectorError(f"{platform}: {response.url} returned invalid JSON ({exc}).") from exc

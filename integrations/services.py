@@ -182,8 +182,8 @@ def _is_newer(new: str, old: str) -> bool:
     """Platform stamps compare as numbers or instants when both parse; otherwise any change is newer."""
     if not old or not new:
         return True
-    if new.isdigit() and old.isdigit():
-        return int(new) > int(old)
+    if new.isascii() and new.isdigit() and old.isascii() and old.isdigit():
+        return (len(new.lstrip("0")), new.lstrip("0")) > (len(old.lstrip("0")), old.lstrip("0"))  # any length
     try:
         return _stamp(new) > _stamp(old)
     except ValueError:

@@ -26,6 +26,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from lib.errors import ApplicationError, InvalidInput
+from lib.ids import parse_id, parse_whole
+from lib.timeutil import instant_in_range
 
 # --- errors ---------------------------------------------------------------------------------------
 
@@ -121,7 +123,10 @@ class AwareDateTimeField(serializers.DateTimeField):
             raise serializers.ValidationError(
                 "Include a UTC offset (e.g. +00:00 or -05:00); naive times are ambiguous."
             )
-        return parsed
+        try:
+            return instant_in_range(parsed)
+        except InvalidInput as exc:
+            raise serializers.ValidationError(exc.message) from exc
 
 
 class StrictCharField(serializers.CharField):
@@ -155,12 +160,15 @@ def query_datetime(request: Request, name: str, *, required: bool = True) -> dat
 
 
 def query_ids(request: Request, name: str) -> list[int]:
-    """Repeated (`?x=1&x=2`) or comma-separated (`?x=1,2`) integer ids."""
-    values = [v for raw in request.query_params.getlist(name) for v in raw.split(",") if v.strip()]
-    try:
-        return [int(v) for v in values]
-    except ValueError as exc:
-        raise InvalidInput(f"{name} takes integer ids, got {', '.join(values)!r}.") from exc
+    """Repeated (`?x=1&x=2`) or comma-separated (`?x=1,2`) positive integer ids."""
+    values = [v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",") if v.strip()]
+    ids = [parse_id(v) for v in values]
+    if None in ids:
+        shown = ", ".join(values)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        raise InvalidInput(f"{name} takes positive integer ids, got {shown!r}.")
+    return [i for i in ids if i is not None]
 
 
 def query_list(request: Request, name: str, allowed: list[str]) -> list[str]:
@@ -187,9 +195,10 @@ class Pagination(pagination.LimitOffsetPagination):
         values = request.query_params.getlist(name)
         if not values:
             return None
-        if len(values) > 1 or not values[0].isdigit() or int(values[0]) < minimum:
+        value = parse_whole(values[0], minimum=minimum) if len(values) == 1 else None
+        if value is None:
             raise InvalidInput(f"{name} must be one whole number, at least {minimum}.")
-        return int(values[0])
+        return value
 
     def get_limit(self, request: Request) -> int | None:
         limit = self._strict(request, self.limit_query_param, 1)
@@ -219,8 +228,9 @@ def if_match_version(request: Request, pk: int) -> int | None:
         return None
     tag = header.strip().removeprefix("W/")
     prefix = f'"{pk}-v'
-    if tag.startswith(prefix) and tag.endswith('"') and tag[len(prefix) : -1].isdigit():
-        return int(tag[len(prefix) : -1])
+    version = parse_whole(tag[len(prefix) : -1]) if tag.startswith(prefix) and tag.endswith('"') else None
+    if version is not None:
+        return version
     return -1  # matches no version: the service answers 412
 
 

@@ -7,14 +7,35 @@ from zoneinfo import ZoneInfo
 
 from .errors import InvalidInput
 
+# Instants the hub accepts. Python's datetime ends at year 9999 and starts at year 1 with no room for an
+# offset or a query margin (`9999-12-31T23:00-05:00` overflows on conversion to UTC, `0001-01-01` minus a
+# buffer overflows in the clash query); no real appointment lies outside these years, so they are refused.
+EARLIEST_INSTANT = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def instant_in_range(value: datetime, name: str = "") -> datetime:
+    """An aware datetime as UTC, refused (InvalidInput) outside EARLIEST_INSTANT .. LATEST_INSTANT."""
+    label = f"{name}: " if name else ""
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not EARLIEST_INSTANT <= utc < LATEST_INSTANT:
+        raise InvalidInput(
+            f"{label}{value.isoformat()} is out of range: times must lie between "
+            f"{EARLIEST_INSTANT:%Y-%m-%d} and {LATEST_INSTANT - timedelta(days=1):%Y-%m-%d} (UTC)."
+        )
+    return utc
+
 
 def require_aware(value: datetime, name: str) -> datetime:
-    """Refuse naive datetimes (their zone is a guess); return the instant in UTC."""
+    """Refuse naive datetimes (their zone is a guess) and out-of-range ones; return the instant in UTC."""
     if not isinstance(value, datetime):
         raise InvalidInput(f"{name} must be a date and time, got {type(value).__name__}.")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(f"{name} must include a time zone offset (got naive {value.isoformat()}).")
-    return value.astimezone(UTC)
+    return instant_in_range(value, name)
 
 
 def require_interval(
@@ -35,6 +56,7 @@ def wall_clock_to_instant(day: date, clock: time, tz: str) -> datetime:
     An ambiguous time (clocks going back) means its first occurrence (fold=0), as people usually intend.
     """
     value = datetime.combine(day, clock, tzinfo=ZoneInfo(tz))
+    instant_in_range(value)
     if value.astimezone(UTC).astimezone(ZoneInfo(tz)).replace(tzinfo=None) != value.replace(tzinfo=None):
         raise InvalidInput(f"{value:%Y-%m-%d %H:%M} does not exist in {tz} (the clocks change then).")
     return value

@@ -32,6 +32,7 @@ from lib.api import (
     query_list,
 )
 from lib.errors import Forbidden, InvalidInput, NotFound
+from lib.ids import parse_whole
 
 from . import ical, selectors, services
 from .models import (
@@ -524,9 +525,10 @@ class TherapistFreeSlotsApi(APIView):
             raise InvalidInput("Give exactly one service id.")
         service = _pk_of(Service, service_ids[0], "service")
         duration = request.query_params.get("duration")
-        if duration is not None and (not duration.isdigit() or int(duration) not in service.durations):
+        chosen = parse_whole(duration) if duration else None
+        if duration is not None and chosen not in service.durations:
             raise InvalidInput(f"duration must be one of {service.durations} for {service}.")
-        minutes = int(duration) if duration else service.default_duration
+        minutes = chosen or service.default_duration
         slots = selectors.therapist_free_slots(
             therapist=therapist,
             service=service,

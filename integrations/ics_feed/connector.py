@@ -175,8 +175,8 @@ class IcsFeedConnector(Connector):
             if response.status_code == 304:
                 return b"", response
             declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit():
-                check_size(int(declared), limit)
+            if declared and declared.isascii() and declared.isdigit():
+                check_size(int(declared[:19]) if len(declared) <= 19 else limit + 1, limit)
             chunks, size = [], 0
             for chunk in response.iter_content(64 * 1024):
                 size += len(chunk)

@@ -6,11 +6,11 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from lib.jsonutil import loads_bounded
 from lib.timeutil import parse_instant, version_stamp
 
 from ..base import (
@@ -106,7 +106,7 @@ class ZocdocConnector(Connector):
         if not hmac.compare_digest(expected, given):
             raise ConnectorAuthError("The Zocdoc webhook signature is missing or wrong.")
         try:
-            payload = json.loads(request.body)
+            payload = loads_bounded(request.body)
         except ValueError as exc:
             raise ConnectorError(f"The Zocdoc webhook body is not JSON ({exc}).", permanent=True) from exc
         if not isinstance(payload, dict) or payload.get("event_type") != "appointment_updated":
