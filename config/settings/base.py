@@ -243,6 +243,10 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# The moving sync window: a connection's window is re-read in full (diffed against the ledger) once its last
+# full read is this old, so events that were beyond the horizon come in (per connection: config
+# "full_read_hours").
+SYNC_FULL_READ_HOURS = env.float("SYNC_FULL_READ_HOURS", default=24.0)
 
 # The demo's platform emulators (`manage.py run_emulators`) and where they announce webhooks.
 EMULATOR_PORTS = {
