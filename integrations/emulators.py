@@ -4,6 +4,7 @@ the hub's next poll where the platform has no push (Kareo/Tebra)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
@@ -12,6 +13,10 @@ import urllib.request
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from lib.derive import derive_secret
 
 from .google.emulator import GoogleCalendarEmulator
 from .google.emulator import serve as serve_google
@@ -24,31 +29,69 @@ logger = logging.getLogger(__name__)
 
 # The demo practice's New York therapists, as Zocdoc knows them (seed_demo maps them to therapists).
 ZOCDOC_DEMO_PROVIDERS = ("pr_demo-1", "pr_demo-2", "pr_demo-3")
-ZOCDOC_DEMO_CLIENT = {"client_id": "demo-hub", "client_secret": "demo-zocdoc-secret"}
-# The secret part of the demo clinician's SimplePractice feed URL (seed_demo subscribes to it).
-SIMPLEPRACTICE_DEMO_TOKEN = "demo-feed-7f3a9c"
+
+
+def demo_secret(purpose: str) -> str:
+    """A demo credential, generated per install: derived from DEMO_SECRET (var/.demo_secret under DEBUG),
+    which seed_demo and the emulator process (`run_emulators`) both read, so they agree without any secret
+    being a constant in the source."""
+    from django.conf import settings
+
+    if not settings.DEMO_SECRET:
+        raise ImproperlyConfigured("The demo needs DEMO_SECRET (generated into var/ when DEBUG is on).")
+    return derive_secret(settings.DEMO_SECRET, f"demo:{purpose}")
+
+
+def zocdoc_demo_client() -> dict[str, str]:
+    return {"client_id": "demo-hub", "client_secret": demo_secret("zocdoc-client-secret")}
+
+
+def zocdoc_demo_webhook_key() -> str:
+    """The base64 HMAC key Zocdoc signs the demo's webhooks with."""
+    return base64.b64encode(demo_secret("zocdoc-webhook-key").encode()).decode()
+
+
+def simplepractice_demo_token() -> str:
+    """The secret part of the demo clinician's SimplePractice feed URL (seed_demo subscribes to it)."""
+    return "demo-feed-" + demo_secret("simplepractice-feed")[:16]
 
 
 def simplepractice_demo_emulator(today: date) -> simplepractice.SimplePracticeEmulator:
     """Two weeks of one New York clinician's sessions, titled as practices do (initials, full names,
     generic, Busy), with a weekly client, a cancellation and telehealth links."""
     emulator = simplepractice.SimplePracticeEmulator(zone="America/New_York")
-    emulator.add_feed(SIMPLEPRACTICE_DEMO_TOKEN)
-    simplepractice.demo_feed(emulator, SIMPLEPRACTICE_DEMO_TOKEN, today)
+    token = simplepractice_demo_token()
+    emulator.add_feed(token)
+    simplepractice.demo_feed(emulator, token, today)
     return emulator
 
 
 # The two demo therapists with logins, connected to their Google calendars by seed_demo (refresh token per
 # account, as if they had consented) with a push channel each. The client matches GOOGLE_EMULATOR=1.
-GOOGLE_DEMO_CLIENT = {
-    "client_id": "demo-hub.apps.googleusercontent.com",
-    "client_secret": "demo-google-secret",
-}
-GOOGLE_DEMO_ACCOUNTS = {
-    "maya.okafor@demo.clinic": "1//demo-refresh-maya-okafor",
-    "daniel.reyes@demo.clinic": "1//demo-refresh-daniel-reyes",
-}
-GOOGLE_DEMO_CHANNEL_TOKEN = "demo-google-channel-token"
+GOOGLE_DEMO_ACCOUNTS = ("maya.okafor@demo.clinic", "daniel.reyes@demo.clinic")
+
+
+def google_demo_client() -> dict[str, str]:
+    # The secret matches GOOGLE_OAUTH_CLIENT_SECRET's default under GOOGLE_EMULATOR=1 (config/settings).
+    return {
+        "client_id": "demo-hub.apps.googleusercontent.com",
+        "client_secret": derive_secret(_demo_key(), "google-client-secret"),
+    }
+
+
+def _demo_key() -> str:
+    from django.conf import settings
+
+    return settings.DEMO_SECRET
+
+
+def google_demo_refresh_token(account: str) -> str:
+    return "1//demo-" + demo_secret(f"google-refresh:{account}")
+
+
+def google_demo_channel_token(account: str) -> str:
+    """The token of the demo channel of ``account`` (one per channel, as for real channels)."""
+    return demo_secret(f"google-channel:{account}")
 
 
 def google_demo_channel_id(account: str) -> str:
@@ -61,14 +104,14 @@ def google_demo_emulator(today: date, hub_url: str) -> GoogleCalendarEmulator:
     rng = random.Random(today.toordinal() * 7)
     emulator = GoogleCalendarEmulator(
         {
-            **GOOGLE_DEMO_CLIENT,
+            **google_demo_client(),
             "accounts": {a: {"time_zone": "America/New_York"} for a in GOOGLE_DEMO_ACCOUNTS},
-            "refresh_tokens": {token: account for account, token in GOOGLE_DEMO_ACCOUNTS.items()},
+            "refresh_tokens": {google_demo_refresh_token(a): a for a in GOOGLE_DEMO_ACCOUNTS},
             "channels": [
                 {
                     "id": google_demo_channel_id(account),
                     "calendar": account,
-                    "token": GOOGLE_DEMO_CHANNEL_TOKEN,
+                    "token": google_demo_channel_token(account),
                     "address": f"{hub_url.rstrip('/')}/webhooks/google/",
                 }
                 for account in GOOGLE_DEMO_ACCOUNTS
@@ -133,7 +176,7 @@ class LiveGoogleEvents(threading.Thread):
 def zocdoc_demo_emulator(today: date) -> ZocdocEmulator:
     """Two weeks of weekday bookings, deterministic for a given day (a restart serves the same ones)."""
     rng = random.Random(today.toordinal())
-    emulator = ZocdocEmulator(ZOCDOC_DEMO_CLIENT)
+    emulator = ZocdocEmulator({**zocdoc_demo_client(), "webhook_key": zocdoc_demo_webhook_key()})
     for offset in range(14):
         day = today + timedelta(days=offset)
         if day.weekday() >= 5:
@@ -207,11 +250,16 @@ KAREO_DEMO_RESOURCES = ("Bennett, Oliver LCSW", "Rahman, Aisha PsyD")
 KAREO_DEMO_ZONE = (
     "Europe/London"  # the practice zone: Kareo's wall times are in it, and the connection says so
 )
-KAREO_DEMO_CREDENTIALS = {
-    "customer_key": "demo-kareo-key",
-    "user": "api@demo.clinic",
-    "password": "demo-kareo-pw",
-}
+
+
+def kareo_demo_credentials() -> dict[str, str]:
+    return {
+        "customer_key": demo_secret("kareo-customer-key"),
+        "user": "api@demo.clinic",
+        "password": demo_secret("kareo-password"),
+    }
+
+
 KAREO_DEMO_MIN_INTERVAL = 10.0  # seconds; a quicker second poll is throttled, as Kareo asks for rare polling
 
 
@@ -219,7 +267,7 @@ def kareo_demo_emulator(today: date) -> KareoEmulator:
     """Two weeks of weekday appointments in London wall time, deterministic for a given day."""
     rng = random.Random(today.toordinal() * 7 + 2)
     emulator = KareoEmulator(
-        {**KAREO_DEMO_CREDENTIALS, "timezone": KAREO_DEMO_ZONE, "min_interval": KAREO_DEMO_MIN_INTERVAL}
+        {**kareo_demo_credentials(), "timezone": KAREO_DEMO_ZONE, "min_interval": KAREO_DEMO_MIN_INTERVAL}
     )
     modified = datetime.combine(today - timedelta(days=1), time(8, 0))
     for offset in range(14):
@@ -352,5 +400,5 @@ def run_all(
         else simplepractice_demo_emulator(today)
     )
     sp_server, sp_url = simplepractice.serve(sp_emulator, port=ports.get("simplepractice", 0))
-    logger.info("SimplePractice feed emulator on %s/ical/%s.ics", sp_url, SIMPLEPRACTICE_DEMO_TOKEN)
+    logger.info("SimplePractice feed emulator on %s/ical/demo-feed-….ics", sp_url)
     return [server, feed, kareo_server, kareo_feed, google_server, google_feed, sp_server]

@@ -55,8 +55,16 @@ class Connection(models.Model):
     # it instead of queueing one sync each. Cleared when a sync starts, so a change announced during a
     # running sync still gets a sync of its own.
     sync_requested_at = models.DateTimeField(null=True, blank=True)
+    # Transient sync failures in a row (timeouts, 5xx): at FAILURES_BEFORE_ERROR the status turns `error`;
+    # a successful sync sets it back to 0 (and the status to `ok`). Updated with the run record.
+    failed_syncs = models.PositiveIntegerField(default=0)
+    # When the last complete read of the window succeeded: the moving window re-reads it in full once this
+    # is older than the full-read interval, so events that were beyond the horizon come in.
+    last_full_sync_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+
+    FAILURES_BEFORE_ERROR = 3
 
     class Meta:
         ordering = ["platform", "display_name"]

@@ -306,7 +306,9 @@ def _busy_apply(
     if complete_window is not None:
         lo, hi = complete_window
         for rec in ExternalRecord.objects.filter(
-            connection=connection, busy_block__start__lt=hi, busy_block__end__gt=lo
+            connection=connection,
+            busy_block__start__gte=lo,
+            busy_block__start__lt=hi,  # as for appointments
         ).select_related("busy_block"):
             if not seen(rec):
                 gone.append((rec.busy_block, rec))
@@ -504,8 +506,11 @@ def sync_apply(*, connection: Connection, result: FetchResult) -> SyncCounts:
                     # are judged by calendar_events_apply, not by their absence from a read.
                     appointment__connection=connection,
                     tombstone_reason="",
+                    # Judged by start only: a connector reads at least everything that starts in the
+                    # window, not always what merely overlaps its start (Zocdoc filters by start time), so
+                    # one the moving window's start has passed is never cancelled for being missed.
+                    appointment__start__gte=lo,
                     appointment__start__lt=hi,
-                    appointment__end__gt=lo,
                 )
                 .exclude(appointment__status=AppointmentStatus.CANCELLED)
                 .select_related("appointment")
@@ -607,7 +612,10 @@ def connection_sync(
         run = SyncRun.objects.create(connection=connection, started_at=timezone.now())
         connector = connector_class(connection.platform)(connection)
         window = _window(connection)
-        cursor = None if force_full else (connection.cursor or None)
+        # The moving window: a cursor alone never brings in what was beyond the horizon at the last full
+        # read, so the window is re-read in full (diffed against the ledger) once that read is stale.
+        full_due = _full_read_due(connection, run.started_at)
+        cursor = None if force_full or full_due else (connection.cursor or None)
         try:
             try:
                 result = connector.fetch(cursor=cursor, window=window)
@@ -619,23 +627,28 @@ def connection_sync(
             run.status, run.finished_at = SyncRun.Status.FAILED, timezone.now()
             run.errors = [exc.message]
             run.save()
+            connection.failed_syncs += 1
             connection.status = (
                 Connection.Status.NEEDS_REAUTH
                 if isinstance(exc, ConnectorAuthError)
                 else Connection.Status.ERROR
-                if exc.permanent
+                if exc.permanent or connection.failed_syncs >= Connection.FAILURES_BEFORE_ERROR
                 else connection.status
             )
             connection.last_error = exc.message
             if exc.retry_after is not None:
                 connection.sync_not_before = timezone.now() + timedelta(seconds=max(0.0, exc.retry_after))
-            connection.save(update_fields=["status", "last_error", "sync_not_before", "updated"])
+            connection.save(
+                update_fields=["status", "last_error", "sync_not_before", "failed_syncs", "updated"]
+            )
             audit_record(
                 actor=actor,
                 action="integrations.connection.sync_failed",
                 target=connection,
                 details={
                     "error": exc.message,
+                    "failed_syncs": connection.failed_syncs,
+                    "status": connection.status,
                     "permanent": exc.permanent,
                     "needs_reauth": isinstance(exc, ConnectorAuthError),
                     "retry_after": exc.retry_after,
@@ -657,11 +670,26 @@ def connection_sync(
             "",
             run.finished_at,
         )
-        connection.sync_not_before = None
-        connection.save(
-            update_fields=["cursor", "status", "last_error", "last_synced_at", "sync_not_before", "updated"]
-        )
+        connection.sync_not_before, connection.failed_syncs = None, 0
+        fields = ["cursor", "status", "last_error", "last_synced_at", "sync_not_before", "failed_syncs"]
+        if run.full_read:
+            connection.last_full_sync_at = run.started_at
+            fields.append("last_full_sync_at")
+        connection.save(update_fields=[*fields, "updated"])
     return run
+
+
+def _full_read_due(connection: Connection, now: datetime) -> bool:
+    """Whether the window's last complete read is older than the full-read interval (settings
+    SYNC_FULL_READ_HOURS, default 24; per connection ``config["full_read_hours"]``)."""
+    if connection.last_full_sync_at is None:
+        return True
+    hours = (connection.config or {}).get("full_read_hours", settings.SYNC_FULL_READ_HOURS)
+    try:
+        interval = timedelta(hours=float(hours))
+    except (TypeError, ValueError):
+        interval = timedelta(hours=settings.SYNC_FULL_READ_HOURS)
+    return now - connection.last_full_sync_at >= interval
 
 
 def _store_refreshed_tokens(connection: Connection, connector: Any) -> None:

@@ -216,9 +216,8 @@ def _live_zocdoc_connection() -> Connection:
     schedule and pushed to by signed webhooks. Idempotent."""
     from django.conf import settings
 
-    from integrations.emulators import ZOCDOC_DEMO_CLIENT, ZOCDOC_DEMO_PROVIDERS
+    from integrations.emulators import ZOCDOC_DEMO_PROVIDERS, zocdoc_demo_client, zocdoc_demo_webhook_key
     from integrations.services import connection_schedule
-    from integrations.zocdoc.emulator import ZocdocEmulator
 
     existing = Connection.objects.filter(platform=SourceSystem.ZOCDOC, display_name=LIVE_ZOCDOC).first()
     if existing is not None:
@@ -232,10 +231,10 @@ def _live_zocdoc_connection() -> Connection:
             platform=SourceSystem.ZOCDOC,
             display_name=LIVE_ZOCDOC,
             credentials={
-                **ZOCDOC_DEMO_CLIENT,
+                **zocdoc_demo_client(),
                 "base_url": url,
                 "token_url": f"{url}/oauth/token",
-                "webhook_key": ZocdocEmulator().webhook_key,
+                "webhook_key": zocdoc_demo_webhook_key(),
                 "default_duration_minutes": 50,
             },
             config={
@@ -258,7 +257,7 @@ def _live_kareo_connection() -> Connection:
     schedule (never more often than every 5 minutes; Kareo has no push). Idempotent."""
     from django.conf import settings
 
-    from integrations.emulators import KAREO_DEMO_CREDENTIALS, KAREO_DEMO_RESOURCES, KAREO_DEMO_ZONE
+    from integrations.emulators import KAREO_DEMO_RESOURCES, KAREO_DEMO_ZONE, kareo_demo_credentials
     from integrations.kareo.emulator import SERVICE_PATH
     from integrations.services import connection_schedule
 
@@ -274,7 +273,7 @@ def _live_kareo_connection() -> Connection:
         Connection(
             platform=SourceSystem.KAREO,
             display_name=LIVE_KAREO,
-            credentials={**KAREO_DEMO_CREDENTIALS, "wsdl_url": f"{url}?wsdl"},
+            credentials={**kareo_demo_credentials(), "wsdl_url": f"{url}?wsdl"},
             config={
                 "timezone": KAREO_DEMO_ZONE,
                 "provider_map": dict(zip(KAREO_DEMO_RESOURCES, [t.pk for t in therapists], strict=False)),
@@ -302,7 +301,7 @@ def _live_simplepractice_connection() -> Connection | None:
     polled on its own schedule (titles there carry names; only keyed pseudonyms reach the hub). Idempotent."""
     from django.conf import settings
 
-    from integrations.emulators import SIMPLEPRACTICE_DEMO_TOKEN
+    from integrations.emulators import simplepractice_demo_token
     from integrations.ics_feed.services import ics_feed_subscribe
 
     existing = Connection.objects.filter(
@@ -315,7 +314,7 @@ def _live_simplepractice_connection() -> Connection | None:
     return ics_feed_subscribe(
         actor=None,
         therapist=therapist,
-        url=f"http://127.0.0.1:{port}/ical/{SIMPLEPRACTICE_DEMO_TOKEN}.ics",
+        url=f"http://127.0.0.1:{port}/ical/{simplepractice_demo_token()}.ics",
         platform=SourceSystem.SIMPLEPRACTICE,
         display_name=LIVE_SIMPLEPRACTICE,
     )

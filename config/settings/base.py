@@ -15,6 +15,8 @@ from celery.schedules import crontab
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from lib.derive import derive_secret
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(environ.Env().str("HUB_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -47,6 +49,12 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or [
 # that key does not change every patient reference.
 PATIENT_REF_KEY = env.str("PATIENT_REF_KEY", default="") or _local_secret(
     "PATIENT_REF_KEY", lambda: secrets.token_urlsafe(32)
+)
+# The demo's platform credentials (emulator clients, refresh tokens, webhook keys, feed secrets) are derived
+# from this per-install secret (integrations.emulators.demo_secret), so `seed_demo` and the emulator
+# process agree and none of them is a constant in the source. Only the demo needs it.
+DEMO_SECRET = env.str("DEMO_SECRET", default="") or (
+    _local_secret("DEMO_SECRET", lambda: secrets.token_urlsafe(32)) if DEBUG else ""
 )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -243,6 +251,10 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# The moving sync window: a connection's window is re-read in full (diffed against the ledger) once its last
+# full read is this old, so events that were beyond the horizon come in (per connection: config
+# "full_read_hours").
+SYNC_FULL_READ_HOURS = env.float("SYNC_FULL_READ_HOURS", default=24.0)
 
 # The demo's platform emulators (`manage.py run_emulators`) and where they announce webhooks.
 EMULATOR_PORTS = {
@@ -282,7 +294,8 @@ GOOGLE_OAUTH_CLIENT_ID = env.str(
     "GOOGLE_OAUTH_CLIENT_ID", default="demo-hub.apps.googleusercontent.com" if _GOOGLE_EMU else ""
 )
 GOOGLE_OAUTH_CLIENT_SECRET = env.str(
-    "GOOGLE_OAUTH_CLIENT_SECRET", default="demo-google-secret" if _GOOGLE_EMU else ""
+    "GOOGLE_OAUTH_CLIENT_SECRET",
+    default=derive_secret(DEMO_SECRET, "google-client-secret") if _GOOGLE_EMU and DEMO_SECRET else "",
 )
 
 # iCalendar export, subscription feeds and import (docs/ical.md).

@@ -14,6 +14,7 @@ os.environ.setdefault(
 )
 
 os.environ.setdefault("PATIENT_REF_KEY", "test-patient-ref-key")
+os.environ.setdefault("DEMO_SECRET", "test-demo-secret")
 
 from .base import *  # noqa: E402,F403
 from .base import DATABASES, VAR_DIR  # noqa: E402

@@ -373,6 +373,11 @@ class GoogleCalendarConnector(Connector):
             if not _status_in(exc, (404,)):  # already stopped or expired
                 raise
 
+    def account_id(self) -> str:
+        """The Google account these tokens belong to: its primary calendar's id, which is the account's
+        email address (https://developers.google.com/calendar/api/concepts/events-calendars)."""
+        return str(call(self.service.calendarList().get(calendarId="primary"))["id"])
+
     def calendars(self) -> list[dict[str, Any]]:
         """The account's calendars the hub may write to (owner or writer)."""
         answer = call(self.service.calendarList().list(minAccessRole="writer"))

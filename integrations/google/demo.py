@@ -10,7 +10,12 @@ from django.db import transaction
 from audit.services import audit_record
 from scheduler.models import Therapist
 
-from ..emulators import GOOGLE_DEMO_ACCOUNTS, GOOGLE_DEMO_CHANNEL_TOKEN, google_demo_channel_id
+from ..emulators import (
+    GOOGLE_DEMO_ACCOUNTS,
+    google_demo_channel_id,
+    google_demo_channel_token,
+    google_demo_refresh_token,
+)
 from ..models import Connection
 from .emulator import channel_resource_id
 from .services import CHANNEL_TTL, google_connection_backfill, google_connection_connect
@@ -18,7 +23,7 @@ from .services import CHANNEL_TTL, google_connection_backfill, google_connection
 
 def google_demo_connect() -> list[Connection]:
     connections = []
-    for account, refresh_token in GOOGLE_DEMO_ACCOUNTS.items():
+    for account in GOOGLE_DEMO_ACCOUNTS:
         therapist = Therapist.objects.filter(email=account).first()
         if therapist is None:
             continue
@@ -27,7 +32,10 @@ def google_demo_connect() -> list[Connection]:
             connections.append(existing)
             continue
         connection = google_connection_connect(
-            actor=None, therapist=therapist, tokens={"refresh_token": refresh_token, "access_token": ""}
+            actor=None,
+            therapist=therapist,
+            tokens={"refresh_token": google_demo_refresh_token(account), "access_token": ""},
+            account=account,  # as the consent would have told (the emulator is not running yet)
         )
         with transaction.atomic():
             # The emulator registers these channels when it starts (the hub cannot call it before then).
@@ -35,7 +43,7 @@ def google_demo_connect() -> list[Connection]:
             connection.credentials = {
                 **connection.credentials,
                 "calendar_id": account,
-                "channel_token": GOOGLE_DEMO_CHANNEL_TOKEN,
+                "channel_token": google_demo_channel_token(account),
             }
             connection.config = {
                 **connection.config,

@@ -29,19 +29,57 @@ CHANNEL_TTL = timedelta(days=7)
 RENEW_BEFORE = timedelta(hours=24)
 
 
+def google_connection_current(*, therapist: Therapist) -> Connection | None:
+    """The therapist's Google connection: the newest one (older ones are retired accounts, kept for their
+    history)."""
+    return (
+        Connection.objects.filter(platform="google", therapist=therapist).order_by("-created", "-pk").first()
+    )
+
+
+def google_account_of(tokens: dict[str, Any]) -> str:
+    """Which Google account a consent's tokens belong to (one call to Google; no transaction open)."""
+    probe = Connection(platform="google", credentials={**tokens, "calendar_id": "primary"})
+    return GoogleCalendarConnector(probe).account_id()
+
+
+def _stored_account(connection: Connection) -> str:
+    # Rows connected before the account was recorded: their calendar id is the account's primary calendar.
+    return str(
+        (connection.config or {}).get("account") or (connection.credentials or {}).get("calendar_id", "")
+    )
+
+
 def google_connection_connect(
-    *, actor: Any | None, therapist: Therapist, tokens: dict[str, Any]
+    *, actor: Any | None, therapist: Therapist, tokens: dict[str, Any], account: str | None = None
 ) -> Connection:
-    """Store a completed consent: the therapist's one Google connection is created, or reused on a
-    reconnect (same ledger, same cursor, queued writes kept: nothing is duplicated)."""
+    """Store a completed consent. A reconnect of the same account reuses the therapist's connection (same
+    ledger, same cursor, queued writes kept: nothing is duplicated). A consent for a different account, or
+    after a disconnect, starts a clean connection: a new row with default settings and no calendar chosen;
+    the old one is disconnected (channel stopped, tokens revoked) and kept, with its ledger, for history.
+
+    ``account`` is the consenting Google account (asked of Google when not given)."""
+    if account is None:
+        account = google_account_of(tokens)
+    current = google_connection_current(therapist=therapist)
+    if current is not None and current.credentials and _stored_account(current) != account:
+        google_connection_disconnect(actor=actor, connection=current)  # HTTP: before our transaction
     with transaction.atomic():
         connection = (
-            Connection.objects.select_for_update().filter(platform="google", therapist=therapist).first()
+            Connection.objects.select_for_update()
+            .filter(platform="google", therapist=therapist)
+            .order_by("-created", "-pk")
+            .first()
         )
+        if connection is not None and not (connection.credentials and _stored_account(connection) == account):
+            connection = None  # disconnected, or another account's: never reuse its settings or ledger
         created = connection is None
         if connection is None:
             connection = Connection(
-                platform="google", therapist=therapist, display_name=f"Google Calendar: {therapist.name}"
+                platform="google",
+                therapist=therapist,
+                display_name=f"Google Calendar: {therapist.name}",
+                config={"account": account},
             )
         credentials = dict(connection.credentials or {})
         refresh_token = tokens.get("refresh_token") or credentials.get("refresh_token")
@@ -52,7 +90,6 @@ def google_connection_connect(
             access_token=tokens["access_token"],
             token_expiry=tokens.get("token_expiry", ""),
         )
-        credentials.setdefault("channel_token", secrets.token_urlsafe(32))
         connection.credentials = credentials
         connection.status = Connection.Status.OK
         connection.last_error = ""
@@ -62,7 +99,7 @@ def google_connection_connect(
             actor=actor,
             action="integrations.connection.google_connected",
             target=connection,
-            details={"therapist_id": therapist.pk, "reconnect": not created},
+            details={"therapist_id": therapist.pk, "reconnect": not created},  # no account: it is an email
         )
         connection_schedule(connection=connection)
     return connection
@@ -126,16 +163,18 @@ def google_channel_start(*, connection: Connection) -> Connection:
     """Open a new push channel (then stop the old one, so no change falls between them)."""
     connector = GoogleCalendarConnector(connection)
     old = (connection.config or {}).get("channel")
+    token = secrets.token_urlsafe(32)  # a new secret per channel: a leaked one dies with its channel
     channel = connector.watch(
         channel_id=str(uuid.uuid4()),
-        token=connection.credentials["channel_token"],
+        token=token,
         address=f"{settings.HUB_BASE_URL.rstrip('/')}/webhooks/google/",
         ttl=CHANNEL_TTL,
     )
     with transaction.atomic():
         fresh = Connection.objects.select_for_update().get(pk=connection.pk)
         fresh.config = {**(fresh.config or {}), "channel": channel}
-        fresh.save(update_fields=["config", "updated"])
+        fresh.credentials = {**(fresh.credentials or {}), "channel_token": token}
+        fresh.save(update_fields=["config", "credentials", "updated"])
         audit_record(
             actor=None,
             action="integrations.connection.google_channel_started",

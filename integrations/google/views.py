@@ -22,13 +22,13 @@ from accounts.roles import is_admin
 from scheduler.models import Therapist
 
 from ..base import ConnectorError
-from ..models import Connection
 from . import oauth
 from .services import (
     google_calendars,
     google_channel_start,
     google_connection_choose_calendar,
     google_connection_connect,
+    google_connection_current,
     google_connection_disconnect,
 )
 
@@ -62,7 +62,7 @@ def _here(therapist: Therapist, request: HttpRequest, name: str) -> str:
 @require_GET
 def status(request: HttpRequest) -> HttpResponse:
     therapist = _therapist_for(request)
-    connection = Connection.objects.filter(platform="google", therapist=therapist).first()
+    connection = google_connection_current(therapist=therapist)
     return render(
         request,
         "integrations/google_status.html",
@@ -124,9 +124,9 @@ def callback(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def calendar(request: HttpRequest) -> HttpResponse:
     therapist = _therapist_for(request)
-    connection = get_object_or_404(
-        Connection, platform="google", therapist=therapist, credentials__isnull=False
-    )
+    connection = google_connection_current(therapist=therapist)
+    if connection is None or not connection.credentials:
+        raise Http404("No connected Google account.")
     try:
         if request.method == "POST":
             google_connection_choose_calendar(
@@ -149,7 +149,9 @@ def calendar(request: HttpRequest) -> HttpResponse:
 @require_POST
 def disconnect(request: HttpRequest) -> HttpResponse:
     therapist = _therapist_for(request)
-    connection = get_object_or_404(Connection, platform="google", therapist=therapist)
+    connection = google_connection_current(therapist=therapist)
+    if connection is None:
+        raise Http404("No Google connection.")
     google_connection_disconnect(actor=request.user, connection=connection)
     messages.success(request, "Google Calendar disconnected.")
     return redirect(_here(therapist, request, "status"))

@@ -203,7 +203,7 @@ def test_seed_demo_subscribes_a_simplepractice_feed_whose_emulator_serves_it(db,
 
 
 def test_run_all_serves_the_simplepractice_feed():
-    from integrations.emulators import SIMPLEPRACTICE_DEMO_TOKEN, run_all
+    from integrations.emulators import run_all, simplepractice_demo_token
 
     servers = run_all(
         ports={"zocdoc": 0, "kareo": 0, "google": 0, "simplepractice": 0},
@@ -216,7 +216,7 @@ def test_run_all_serves_the_simplepractice_feed():
         ]
         import requests
 
-        url = f"http://127.0.0.1:{feed.server_port}/ical/{SIMPLEPRACTICE_DEMO_TOKEN}.ics"
+        url = f"http://127.0.0.1:{feed.server_port}/ical/{simplepractice_demo_token()}.ics"
         response = requests.get(url, timeout=10)
         assert response.status_code == 200 and b"BEGIN:VEVENT" in response.content
     finally:
@@ -231,7 +231,7 @@ def test_the_simplepractice_feed_can_come_from_a_scenario_file():
 
     import requests
 
-    from integrations.emulators import SIMPLEPRACTICE_DEMO_TOKEN, run_all
+    from integrations.emulators import run_all
 
     scenario = Path(__file__).resolve().parents[1] / "simplepractice" / "scenarios" / "demo.json"
     servers = run_all(
@@ -244,7 +244,7 @@ def test_the_simplepractice_feed_can_come_from_a_scenario_file():
         (feed,) = [
             s for s in servers if type(getattr(s, "emulator", None)).__name__ == "SimplePracticeEmulator"
         ]
-        url = f"http://127.0.0.1:{feed.server_port}/ical/{SIMPLEPRACTICE_DEMO_TOKEN}.ics"
+        url = f"http://127.0.0.1:{feed.server_port}/ical/demo-feed-7f3a9c.ics"  # the scenario's own feed
         body = requests.get(url, timeout=10).content
         assert body.count(b"BEGIN:VEVENT") == 6 and b"UID:sp-scn-5@simplepractice.invalid" in body
         assert b"RRULE:FREQ=WEEKLY;COUNT=6" in body and b"STATUS:CANCELLED" in body

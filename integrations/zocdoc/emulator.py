@@ -147,7 +147,8 @@ class ZocdocEmulator(FaultInjection):
         self.client_id = scenario.get("client_id", "zocdoc-client")
         self.client_secret = scenario.get("client_secret", "zocdoc-secret")
         self.audience = scenario.get("audience", AUDIENCE)
-        self.webhook_key = scenario.get("webhook_key", base64.b64encode(b"zocdoc-webhook-key").decode())
+        # Random unless the scenario names one: a webhook key is never a constant someone could read here.
+        self.webhook_key = scenario.get("webhook_key") or base64.b64encode(secrets.token_bytes(32)).decode()
         self.token_ttl = token_ttl
         self.clock = clock
         self.appointments: dict[str, dict[str, Any]] = {}

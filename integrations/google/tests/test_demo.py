@@ -64,3 +64,46 @@ def test_run_all_serves_google_on_its_port():
             if hasattr(server, "shutdown"):
                 server.shutdown()
                 server.server_close()
+
+
+def test_demo_secrets_are_generated_per_install_never_constants(db, settings):
+    """Issue 12 #16: the seeded channel token, webhook keys, client secrets and passwords derive from the
+    install's DEMO_SECRET: another install's (or the source's) values do not verify here."""
+    from integrations.emulators import (
+        google_demo_channel_token,
+        google_demo_client,
+        google_demo_refresh_token,
+        kareo_demo_credentials,
+        simplepractice_demo_token,
+        zocdoc_demo_client,
+        zocdoc_demo_webhook_key,
+    )
+
+    def values():
+        account = GOOGLE_DEMO_ACCOUNTS[0]
+        return [
+            google_demo_channel_token(account),
+            google_demo_refresh_token(account),
+            google_demo_client()["client_secret"],
+            zocdoc_demo_client()["client_secret"],
+            zocdoc_demo_webhook_key(),
+            kareo_demo_credentials()["password"],
+            kareo_demo_credentials()["customer_key"],
+            simplepractice_demo_token(),
+        ]
+
+    settings.DEMO_SECRET = "install-one"
+    one = values()
+    settings.DEMO_SECRET = "install-two"
+    two = values()
+    assert all(a != b for a, b in zip(one, two, strict=True)) and len(set(one)) == len(one)
+    demo_seed(today=date(2026, 11, 23))
+    seeded = Connection.objects.filter(platform="google").order_by("pk").first()
+    assert seeded.credentials["channel_token"] == google_demo_channel_token(seeded.config["account"])
+    assert google_demo_channel_token(GOOGLE_DEMO_ACCOUNTS[0]) != google_demo_channel_token(
+        GOOGLE_DEMO_ACCOUNTS[1]
+    )
+    keys = [(c.credentials or {}).get("webhook_key") for c in Connection.objects.filter(platform="zocdoc")]
+    assert zocdoc_demo_webhook_key() in keys
+    for old_constant in ("demo-google-channel-token", "demo-zocdoc-secret", "demo-kareo-pw"):
+        assert old_constant not in str([c.credentials for c in Connection.objects.all()])

@@ -315,3 +315,32 @@ def test_a_refreshed_access_token_is_stored_and_reused(google, connection):
     refreshes = sum(1 for _, path, _ in google.requests if path == "/token")
     assert sync(connection).status == "ok"
     assert sum(1 for _, path, _ in google.requests if path == "/token") == refreshes  # no second refresh
+
+
+def test_the_window_moves_an_event_beyond_the_horizon_blocks_once_inside_and_a_passed_one_stays(
+    google, connection, therapist_a
+):
+    """Issue 12 #15: an unchanged event 200 days ahead was never read (incremental changes only); the daily
+    full read brings it in once it is inside the window, exactly once; what the window moved past stays."""
+    import time_machine
+
+    start = soon(0, 9)
+    with time_machine.travel(start, tick=False) as clock:
+        far = google.add_event(ACCOUNT, timed(start + timedelta(days=200)))
+        past = google.add_event(ACCOUNT, timed(start - timedelta(days=25)))
+        assert sync(connection).full_read
+        assert list(BusyBlock.objects.values_list("external_id", flat=True)) == [past["id"]]
+        clock.shift(timedelta(hours=12))
+        assert not sync(connection).full_read  # incremental: the far event has not changed
+        clock.shift(timedelta(days=25))  # it is now 175 days ahead, inside the 180-day window
+        moved = sync(connection)
+        assert (moved.full_read, moved.created, moved.cancelled) == (True, 1, 0)
+        assert connection.cursor.startswith("sync_")  # the full read re-established a sync token
+        for _ in range(2):  # an incremental run, then the next day's full read: no duplicate
+            sync(connection)
+            clock.shift(timedelta(days=1))
+        assert sorted(BusyBlock.objects.values_list("external_id", flat=True)) == sorted(
+            [far["id"], past["id"]]
+        )
+        assert BusyBlock.objects.get(external_id=far["id"]).start == start + timedelta(days=200)
+        assert ExternalRecord.objects.filter(external_id=far["id"]).count() == 1

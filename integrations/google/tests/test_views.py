@@ -17,15 +17,15 @@ from scheduler.services import appointment_book
 from .conftest import ACCOUNT, soon
 
 
-def consent(google, location: str, *, decision: str = "allow") -> str:
+def consent(google, location: str, *, decision: str = "allow", account: str = ACCOUNT) -> str:
     """Play the user on the emulator's consent page; returns the hub callback path with its query."""
     url = urlparse(location)
     params = {k: v[0] for k, v in parse_qs(url.query).items()}
     page = requests.get(location, timeout=5)
-    assert page.status_code == 200 and ACCOUNT in page.text
+    assert page.status_code == 200 and account in page.text
     answer = requests.post(
         f"{google.url}{url.path}",
-        data={**params, "account": ACCOUNT, "decision": decision},
+        data={**params, "account": account, "decision": decision},
         allow_redirects=False,
         timeout=5,
     )
@@ -33,12 +33,12 @@ def consent(google, location: str, *, decision: str = "allow") -> str:
     return f"{back.path}?{back.query}"
 
 
-def connect_through_google(client, google, query: str = "") -> Connection:
+def connect_through_google(client, google, query: str = "", account: str = ACCOUNT) -> Connection:
     start = client.get(f"/integrations/google/connect/{query}")
     assert start.status_code == 302 and start["Location"].startswith(google.url + "/o/oauth2/v2/auth?")
     sent = parse_qs(urlparse(start["Location"]).query)
     assert sent["code_challenge_method"] == ["S256"] and sent["access_type"] == ["offline"]
-    back = client.get(consent(google, start["Location"]))
+    back = client.get(consent(google, start["Location"], account=account))
     assert back.status_code == 302
     return back
 
@@ -163,3 +163,75 @@ def test_channels_close_to_expiry_are_renewed_and_the_old_one_stopped(google, th
     assert connection.config["channel"]["id"] != old["id"] and list(google.channels) == [
         connection.config["channel"]["id"]
     ]
+
+
+OTHER = "theo@example.test"
+
+
+def test_a_consent_for_another_account_starts_a_clean_connection_and_retires_the_old_one(google, thea):
+    """Issue 12 #16: a new consent never inherits another account's settings, ledger or channel."""
+    connect_through_google(thea, google)
+    thea.post("/integrations/google/calendar/", {"calendar_id": ACCOUNT})
+    old = Connection.objects.get(platform="google")
+    old.config = {**old.config, "window_past_days": 7, "window_future_days": 30}
+    old.display_name = "Google Calendar: demo (emulator)"
+    old.save()
+    connection_sync(connection_id=old.pk)
+    old_token = old.credentials["channel_token"]
+    back = connect_through_google(thea, google, account=OTHER)
+    assert back["Location"] == "/integrations/google/calendar/"  # a calendar choice, not a reconnect
+    new = Connection.objects.filter(platform="google").latest("created")
+    assert new.pk != old.pk and not new.cursor and not new.records.exists()
+    assert new.config == {"account": OTHER} and "(emulator)" not in new.display_name
+    assert "calendar_id" not in new.credentials and "channel_token" not in new.credentials
+    old.refresh_from_db()
+    assert (old.status, old.credentials, old.write_enabled) == ("paused", None, False)
+    assert [c["calendar"] for c in google.channels.values()] == []  # the old account's channel stopped
+    thea.post("/integrations/google/calendar/", {"calendar_id": OTHER})
+    new.refresh_from_db()
+    assert new.credentials["channel_token"] != old_token
+    assert connection_sync(connection_id=new.pk).status == "ok"
+    assert "Disconnect" in thea.get("/integrations/google/").content.decode()
+
+
+def test_a_consent_after_a_disconnect_starts_clean_even_for_the_same_account(google, thea):
+    connect_through_google(thea, google)
+    thea.post("/integrations/google/calendar/", {"calendar_id": ACCOUNT})
+    old = Connection.objects.get(platform="google")
+    connection_sync(connection_id=old.pk)
+    thea.post("/integrations/google/disconnect/")
+    back = connect_through_google(thea, google)
+    assert back["Location"] == "/integrations/google/calendar/"
+    new = Connection.objects.filter(platform="google").latest("created")
+    assert new.pk != old.pk and not new.cursor and new.config == {"account": ACCOUNT}
+
+
+def test_every_channel_gets_its_own_random_token(google, thea):
+    connect_through_google(thea, google)
+    thea.post("/integrations/google/calendar/", {"calendar_id": ACCOUNT})
+    connection = Connection.objects.get(platform="google")
+    first = connection.credentials["channel_token"]
+    google_channels_renew(before=timedelta(days=30))
+    connection.refresh_from_db()
+    assert connection.credentials["channel_token"] != first and len(first) >= 40
+    (channel,) = google.channels.values()
+    assert channel["token"] == connection.credentials["channel_token"]
+
+
+def test_after_seed_demo_a_real_consent_does_not_get_the_demo_connection_back(google, client, db):
+    """Issue 12 #16's reproduction: the seeded demo connection's window, name, calendar and channel token
+    stay with the demo account; the therapist's real account starts clean."""
+    from datetime import date
+
+    from scheduler.demo import demo_seed
+    from scheduler.models import Therapist
+
+    demo_seed(today=date(2026, 11, 23))
+    maya = Therapist.objects.get(email="maya.okafor@demo.clinic")
+    demo = Connection.objects.get(platform="google", therapist=maya)
+    client.force_login(maya.user)
+    back = connect_through_google(client, google)
+    assert back["Location"] == "/integrations/google/calendar/"
+    real = Connection.objects.filter(platform="google", therapist=maya).latest("created")
+    assert real.pk != demo.pk and real.config == {"account": ACCOUNT}
+    assert "(emulator)" not in real.display_name and "channel_token" not in real.credentials

@@ -111,3 +111,37 @@ def test_a_rate_limit_backs_off_until_retry_after_and_deletes_nothing(emulator, 
     assert connection_sync(connection_id=connection.pk).status == "ok"
     connection.refresh_from_db()
     assert connection.sync_not_before is None
+
+
+def test_the_window_moves_an_appointment_beyond_the_horizon_arrives_once_and_a_passed_one_stays(
+    emulator, connection
+):
+    """Issue 12 #15: the daily full read brings in what was beyond the horizon at the first read, once;
+    an appointment the window's start moved past is not taken as gone."""
+    import time_machine
+
+    start = soon(0, 9)
+    with time_machine.travel(start, tick=False) as clock:
+        # Modified before the other one: the incremental read (changes since the newest stamp) never sees it.
+        far = emulator.add_appointment(
+            appointment_json(start + timedelta(days=200), last_modified_time_utc="2025-01-05T10:00:00Z")
+        )
+        past = emulator.add_appointment(appointment_json(start - timedelta(days=25)))
+        # Starts just before the moved window's start and ends inside it: Zocdoc's read by start time does
+        # not return it, which is no sign that it is gone.
+        edge = emulator.add_appointment(appointment_json(start - timedelta(days=4, hours=12, minutes=10)))
+        assert connection_sync(connection_id=connection.pk).created == 2
+        clock.shift(timedelta(hours=12))
+        assert not connection_sync(connection_id=connection.pk).full_read
+        clock.shift(timedelta(days=25))
+        moved = connection_sync(connection_id=connection.pk)
+        assert (moved.full_read, moved.created, moved.cancelled) == (True, 1, 0)
+        for _ in range(2):
+            connection_sync(connection_id=connection.pk)
+            clock.shift(timedelta(days=1))
+    rows = dict(Appointment.objects.values_list("external_id", "status"))
+    assert rows == {
+        far["appointment_id"]: "confirmed",
+        past["appointment_id"]: "confirmed",
+        edge["appointment_id"]: "confirmed",
+    }
