@@ -14,6 +14,7 @@ from integrations.apis import (
     ConnectionSyncApi,
     IcsImportCreateApi,
     IcsImportDetailApi,
+    IcsImportRetryApi,
 )
 from scheduler import apis as scheduling
 
@@ -62,5 +63,6 @@ urlpatterns = [
     path("connections/<int:pk>/sync/", ConnectionSyncApi.as_view(), name="connection-sync"),
     path("imports/ics", IcsImportCreateApi.as_view(), name="imports-ics"),
     path("imports/<int:pk>", IcsImportDetailApi.as_view(), name="import"),
+    path("imports/<int:pk>/retry/", IcsImportRetryApi.as_view(), name="import-retry"),
     path("audit/", AuditLogListApi.as_view(), name="audit"),
 ]
