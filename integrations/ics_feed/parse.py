@@ -387,7 +387,7 @@ def parse_calendar(
         cal = icalendar.Calendar.from_ical(data)
     except ValueError as exc:  # structure passed our check, so this is a value icalendar refuses
         raise IcsError(
-            f"unreadable calendar: icalendar could not read a value ({type(exc).__name__})."
+            f"unreadable calendar: a value icalendar cannot read ({type(exc).__name__})."
         ) from None
     zone = ZoneInfo(default_zone)
     result = ParsedCalendar(producer=str(_first(cal.get("PRODID", ""))), warnings=warnings)
