@@ -15,6 +15,7 @@ from integrations.apis import (
     ConnectionSyncApi,
     IcsImportCreateApi,
     IcsImportDetailApi,
+    IcsImportRetryApi,
 )
 from scheduler import apis as scheduling
 
@@ -63,5 +64,6 @@ urlpatterns = [
     path("connections/<id:pk>/sync/", ConnectionSyncApi.as_view(), name="connection-sync"),
     path("imports/ics", IcsImportCreateApi.as_view(), name="imports-ics"),
     path("imports/<id:pk>", IcsImportDetailApi.as_view(), name="import"),
+    path("imports/<id:pk>/retry/", IcsImportRetryApi.as_view(), name="import-retry"),
     path("audit/", AuditLogListApi.as_view(), name="audit"),
 ]

@@ -16,7 +16,7 @@ from lib.errors import Forbidden, InvalidInput, NotFound
 from scheduler.models import IcsImport
 from scheduler.selectors import therapist_list_visible
 
-from .ics_feed.services import ics_import_submit, import_window
+from .ics_feed.services import ics_import_reap_stale, ics_import_retry, ics_import_submit, import_window
 from .models import Connection, SyncRun
 from .selectors import connection_get_for_viewer, connection_list_visible
 from .services import connection_request_sync
@@ -130,7 +130,9 @@ class IcsImportOutput(serializers.ModelSerializer):
             "error",
             "created",
             "started_at",
+            "progress_at",
             "finished_at",
+            "attempts",
         ]
 
     def get_url(self, obj: IcsImport) -> str:
@@ -211,4 +213,31 @@ class IcsImportDetailApi(APIView):
         ).first()
         if job is None:
             raise NotFound(f"Import {pk} not found.")
+        if ics_import_reap_stale(import_id=job.pk):  # a job whose worker died is failed as it is read
+            job.refresh_from_db()
         return Response(IcsImportOutput(job).data)
+
+
+class IcsImportRetryApi(APIView):
+    @extend_schema(
+        operation_id="imports_retry",
+        request=None,
+        responses={200: IcsImportOutput, 202: IcsImportOutput, **error_responses(400, 403, 404)},
+        description=(
+            "Retry a failed import from its kept file (a job whose worker died or failed unexpectedly; "
+            "kept ICS_IMPORT_RETRY_HOURS). A file refused for its content is not kept: upload it again."
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        job = IcsImport.objects.filter(
+            pk=pk, therapist__in=therapist_list_visible(viewer=request.user)
+        ).first()
+        if job is None:
+            raise NotFound(f"Import {pk} not found.")
+        if not request.user.has_perm("scheduler.add_appointment"):
+            raise Forbidden("You may not import calendars.")
+        ics_import_reap_stale(import_id=job.pk)
+        job = ics_import_retry(actor=request.user, import_id=job.pk)
+        body = IcsImportOutput(job).data
+        code = status.HTTP_202_ACCEPTED if job.status == IcsImport.Status.QUEUED else status.HTTP_200_OK
+        return Response(body, status=code, headers={"Location": body["url"]})

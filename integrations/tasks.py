@@ -38,3 +38,11 @@ def ics_import_task(import_id: int) -> dict[str, object]:
 
     job = ics_import_run(import_id=import_id)
     return {"import": job.pk, "status": job.status}
+
+
+@shared_task(name="ics_import_reap_stale", acks_late=True)
+def ics_import_reap_stale_task() -> list[int]:
+    """Beat, every 5 minutes: fail the import jobs with no progress for ICS_IMPORT_STALE_MINUTES."""
+    from integrations.ics_feed.services import ics_import_reap_stale
+
+    return ics_import_reap_stale()

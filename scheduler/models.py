@@ -346,12 +346,14 @@ class IcsImport(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    filename = models.CharField(max_length=255, blank=True)
+    # Encrypted: people name files after patients. Shown to staff on the job, never audited.
+    filename = EncryptedTextField(blank=True)
     size = models.PositiveIntegerField(default=0)
     as_busy = models.BooleanField(default=False)
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
-    # The file itself, encrypted (event titles carry patient names); cleared once the import has run.
+    # The file itself, encrypted (event titles carry patient names); cleared once the import has run, or, for
+    # a job that failed part-way (so it can be retried), ICS_IMPORT_RETRY_HOURS after it failed.
     data = EncryptedTextField(blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent.")
@@ -360,7 +362,10 @@ class IcsImport(models.Model):
     error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # The last sign of life of a running job: a job with none for ICS_IMPORT_STALE_MINUTES is failed.
+    progress_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created"]

@@ -245,6 +245,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=0),
     },
     "write-queue-drain": {"task": "integrations.tasks.write_queue_drain_task", "schedule": 60.0},
+    "ics_import_reap_stale": {"task": "ics_import_reap_stale", "schedule": 300.0},
     "google-channels-renew": {
         "task": "integrations.tasks.google_channels_renew_task",
         "schedule": crontab(minute="*/30"),
@@ -309,6 +310,13 @@ ICS_IMPORT_MAX_BYTES = env.int("ICS_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
 ICS_IMPORT_BACKGROUND_BYTES = env.int("ICS_IMPORT_BACKGROUND_BYTES", default=256 * 1024)
 ICS_IMPORT_WINDOW_PAST_DAYS = env.int("ICS_IMPORT_WINDOW_PAST_DAYS", default=30)
 ICS_IMPORT_WINDOW_FUTURE_DAYS = env.int("ICS_IMPORT_WINDOW_FUTURE_DAYS", default=365)
+# Recurrence expansion limits (docs/ical.md): a file over one is refused naming the event's UID and line.
+ICS_IMPORT_MAX_OCCURRENCES = env.int("ICS_IMPORT_MAX_OCCURRENCES", default=50_000)  # per file, in the window
+ICS_IMPORT_MAX_OCCURRENCES_PER_EVENT = env.int("ICS_IMPORT_MAX_OCCURRENCES_PER_EVENT", default=1000)
+ICS_IMPORT_MIN_INTERVAL_MINUTES = env.int("ICS_IMPORT_MIN_INTERVAL_MINUTES", default=5)  # occupying events
+ICS_IMPORT_EXPANSION_SECONDS = env.float("ICS_IMPORT_EXPANSION_SECONDS", default=10.0)  # time budget
+ICS_IMPORT_STALE_MINUTES = env.int("ICS_IMPORT_STALE_MINUTES", default=30)  # no progress: the job is failed
+ICS_IMPORT_RETRY_HOURS = env.int("ICS_IMPORT_RETRY_HOURS", default=24)  # a failed job's file kept to retry
 
 LOGGING = {
     "version": 1,

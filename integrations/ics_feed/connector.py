@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -30,6 +31,8 @@ from .parse import IcsError, Occurrence, ParsedCalendar, check_size, parse_calen
 
 if TYPE_CHECKING:
     from ..models import Connection
+
+logger = logging.getLogger(__name__)
 
 
 def event_version(*parts: object) -> str:
@@ -151,6 +154,10 @@ class IcsFeedConnector(Connector):
         except IcsError as exc:
             # Possibly a body cut off in transit: the next poll may get it whole. Nothing is touched.
             raise ConnectorError(f"{self.platform}: the feed could not be read: {exc.message}") from None
+        if parsed.warnings:  # lines and UIDs only, never a value from the feed
+            logger.info(
+                "%s connection %s: %s", self.platform, self.connection.pk, "; ".join(parsed.warnings[:20])
+            )
         events = occurrences_to_events(
             parsed,
             platform=self.platform,

@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -67,10 +67,13 @@ class IcsImportResult:
     cancelled: int = 0
     unchanged: int = 0
     errors: list[str] = field(default_factory=list)
+    # What was accepted leniently (a duplicate UID, a malformed RRULE ignored): lines and UIDs, no values.
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["errors"] = data["errors"][:100]
+        data["warnings"] = data["warnings"][:100]
         return data
 
 
@@ -107,8 +110,11 @@ def ics_import_apply(
     filename: str = "",
     progress: Callable[[int, str], None] | None = None,
 ) -> IcsImportResult:
-    """Validate the whole file first (refused as a whole: InvalidInput naming what and where, nothing
-    written), then apply it in chunks through sync_apply. ``progress(percent, stage)`` is told as it goes."""
+    """Validate and expand the whole file first (refused as a whole: InvalidInput naming what and where,
+    nothing written), outside any transaction; then apply it in chunks through sync_apply inside one
+    transaction, so a failure part-way leaves nothing behind. The expansion limits bound that transaction.
+    ``progress(percent, stage)`` is told before and after the apply (never inside its transaction, where
+    it would stay invisible)."""
     lo, hi = window
     if not lo < hi:
         raise InvalidInput("The import window must end after it starts.")
@@ -117,15 +123,15 @@ def ics_import_apply(
     try:
         parsed = parse_calendar(data, window=window, default_zone=therapist.timezone, max_bytes=max_bytes)
     except IcsError as exc:
-        raise InvalidInput(
-            f"The .ics file was refused: {exc.message}", details={"line": exc.line, "file": filename}
-        ) from None
+        # The message names lines, properties and UIDs, never a value from the file (it may be a patient's).
+        raise InvalidInput(f"The .ics file was refused: {exc.message}", details={"line": exc.line}) from None
     events = occurrences_to_events(parsed, platform=SourceSystem.ICS_FEED, as_busy=as_busy)
     result = IcsImportResult(
         events=parsed.events,
         occurrences=len(parsed.occurrences),
         series=parsed.series,
         skipped_own=parsed.skipped_own,
+        warnings=list(parsed.warnings),
     )
     report(40, "applying")
     # In time order, so that each chunk touches one stretch of the calendar and its conflict detection reads
@@ -133,26 +139,24 @@ def ics_import_apply(
     events.sort(key=lambda e: e.start or lo)
     with transaction.atomic():
         connection = ics_upload_connection(therapist=therapist)
-    for start in range(0, len(events), APPLY_CHUNK):
-        chunk = events[start : start + APPLY_CHUNK]
-        counts: SyncCounts = sync_apply(connection=connection, result=FetchResult(chunk))
-        for name in ("created", "updated", "cancelled", "unchanged"):
-            setattr(result, name, getattr(result, name) + getattr(counts, name))
-        result.errors.extend(counts.errors)
-        report(40 + int(55 * (start + len(chunk)) / len(events)), "applying")
-    with transaction.atomic():
+        for start in range(0, len(events), APPLY_CHUNK):
+            chunk = events[start : start + APPLY_CHUNK]
+            counts: SyncCounts = sync_apply(connection=connection, result=FetchResult(chunk))
+            for name in ("created", "updated", "cancelled", "unchanged"):
+                setattr(result, name, getattr(result, name) + getattr(counts, name))
+            result.errors.extend(counts.errors)
         audit_record(
             actor=actor,
             action="integrations.ics.imported",
             target=therapist,
-            details={
+            details={  # never the filename: people name files after patients
                 "connection_id": connection.pk,
-                "filename": filename,
                 "bytes": len(data),
                 "as_busy": as_busy,
                 "window": [lo.isoformat(), hi.isoformat()],
-                **{k: v for k, v in result.as_dict().items() if k != "errors"},
+                **{k: v for k, v in result.as_dict().items() if k not in ("errors", "warnings")},
                 "errors": len(result.errors),
+                "warnings": len(result.warnings),
             },
         )
     report(100, "done")
@@ -212,7 +216,7 @@ def ics_import_submit(
     try:
         check_size(len(data), settings.ICS_IMPORT_MAX_BYTES)
     except IcsError as exc:
-        raise InvalidInput(exc.message, details={"file": filename}) from None
+        raise InvalidInput(exc.message) from None
     if not window[0] < window[1]:
         raise InvalidInput("The import window must end after it starts.")
     with transaction.atomic():
@@ -253,18 +257,23 @@ def ics_import_run(*, import_id: int) -> IcsImport:
             .select_related("therapist", "created_by")
             .get(pk=import_id)
         )
-        if job.status in (IcsImport.Status.DONE, IcsImport.Status.FAILED):
+        if job.status in (IcsImport.Status.DONE, IcsImport.Status.FAILED) or not job.data:
             return job
-        job.status, job.started_at, job.stage, job.progress = (
+        now = timezone.now()
+        job.status, job.started_at, job.progress_at, job.stage, job.progress = (
             IcsImport.Status.RUNNING,
-            timezone.now(),
+            now,
+            now,
             "parsing",
             1,
         )
-        job.save(update_fields=["status", "started_at", "stage", "progress"])
+        job.attempts += 1
+        job.save(update_fields=["status", "started_at", "progress_at", "stage", "progress", "attempts"])
 
     def progress(percent: int, stage: str) -> None:
-        IcsImport.objects.filter(pk=import_id).update(progress=min(percent, 99), stage=stage)
+        IcsImport.objects.filter(pk=import_id, status=IcsImport.Status.RUNNING).update(
+            progress=min(percent, 99), stage=stage, progress_at=timezone.now()
+        )
 
     try:
         result = ics_import_apply(
@@ -277,14 +286,19 @@ def ics_import_run(*, import_id: int) -> IcsImport:
             filename=job.filename,
             progress=progress,
         )
-    except InvalidInput as exc:
+    except InvalidInput as exc:  # the file is refused: retrying it cannot help, so it is not kept
         job.status, job.error, job.counts = (
             IcsImport.Status.FAILED,
             exc.message,
             {"line": exc.details.get("line")},
         )
-    except Exception as exc:  # recorded on the job for staff, then re-raised for the worker's log
-        _finish(job, IcsImport.Status.FAILED, error=f"The import failed unexpectedly ({type(exc).__name__}).")
+    except Exception as exc:  # recorded on the job for staff (the file kept to retry), re-raised for the log
+        _finish(
+            job,
+            IcsImport.Status.FAILED,
+            error=f"The import failed unexpectedly ({type(exc).__name__}); it can be retried.",
+            keep_file=True,
+        )
         raise
     else:
         job.status, job.counts, job.error = IcsImport.Status.DONE, result.as_dict(), ""
@@ -292,11 +306,97 @@ def ics_import_run(*, import_id: int) -> IcsImport:
     return job
 
 
-def _finish(job: IcsImport, status: str, *, error: str = "") -> None:
+def _finish(job: IcsImport, status: str, *, error: str = "", keep_file: bool = False) -> None:
     job.status, job.error, job.finished_at = status, error, timezone.now()
-    job.data = ""  # the file is not kept once it has been read
+    if not keep_file:
+        job.data = ""  # the file is not kept once it has been read
     if status == IcsImport.Status.DONE:
         job.progress, job.stage = 100, "done"
     else:
         job.stage = "failed"
     job.save(update_fields=["status", "error", "counts", "finished_at", "data", "progress", "stage"])
+
+
+STALE_ERROR = (
+    "The import stopped: no progress for {minutes} minutes (its worker probably died). Nothing of it was "
+    "applied; retry it."
+)
+
+
+def _stale_jobs(now: datetime) -> Any:
+    cutoff = now - timedelta(minutes=settings.ICS_IMPORT_STALE_MINUTES)
+    return IcsImport.objects.filter(status__in=(IcsImport.Status.QUEUED, IcsImport.Status.RUNNING)).filter(
+        models.Q(progress_at__lt=cutoff)
+        | models.Q(progress_at__isnull=True, started_at__lt=cutoff)
+        | models.Q(progress_at__isnull=True, started_at__isnull=True, created__lt=cutoff)
+    )
+
+
+def ics_import_reap_stale(*, now: datetime | None = None, import_id: int | None = None) -> list[int]:
+    """Fail, visibly, the jobs with no progress for ICS_IMPORT_STALE_MINUTES (a worker that died mid-way; the
+    apply is one transaction, so nothing of them was written), keeping their file so they can be retried;
+    and forget the file of failed jobs not retried within ICS_IMPORT_RETRY_HOURS. Beat runs it
+    (``ics_import_reap_stale``); reading a job through the API runs it for that job."""
+    now = now or timezone.now()
+    reaped: list[int] = []
+    with transaction.atomic():
+        jobs = _stale_jobs(now).select_for_update()
+        if import_id is not None:
+            jobs = jobs.filter(pk=import_id)
+        for job in jobs:
+            job.status, job.stage, job.finished_at = IcsImport.Status.FAILED, "failed", now
+            job.error = STALE_ERROR.format(minutes=settings.ICS_IMPORT_STALE_MINUTES)
+            job.save(update_fields=["status", "stage", "finished_at", "error"])
+            audit_record(
+                actor=None,
+                action="integrations.ics.import_stale",
+                target=job,
+                details={"therapist_id": job.therapist_id, "attempts": job.attempts},
+            )
+            reaped.append(job.pk)
+        if import_id is None:
+            expired = IcsImport.objects.filter(
+                status=IcsImport.Status.FAILED,
+                finished_at__lt=now - timedelta(hours=settings.ICS_IMPORT_RETRY_HOURS),
+            ).only("pk", "data")
+            IcsImport.objects.filter(pk__in=[j.pk for j in expired if j.data]).update(data="")
+    return reaped
+
+
+def ics_import_retry(*, actor: Any | None, import_id: int) -> IcsImport:
+    """Run a failed job again from its kept file (a job refused for its content, or whose file was
+    forgotten after ICS_IMPORT_RETRY_HOURS, cannot be: upload the file again)."""
+    with transaction.atomic():
+        job = IcsImport.objects.select_for_update().get(pk=import_id)
+        if job.status != IcsImport.Status.FAILED:
+            raise InvalidInput(f"Import {job.pk} is {job.status}; only a failed import can be retried.")
+        if not job.data:
+            raise InvalidInput(
+                f"Import {job.pk} cannot be retried: its file is no longer kept (a refused file, or one "
+                "failed over ICS_IMPORT_RETRY_HOURS ago). Upload it again."
+            )
+        job.status, job.stage, job.progress, job.error = IcsImport.Status.QUEUED, "", 0, ""
+        job.started_at = job.progress_at = job.finished_at = None
+        job.counts = {}
+        job.save(
+            update_fields=["status", "stage", "progress", "error", "started_at", "progress_at", "finished_at"]
+            + ["counts"]
+        )
+        audit_record(
+            actor=actor,
+            action="integrations.ics.import_retried",
+            target=job,
+            details={"therapist_id": job.therapist_id, "attempts": job.attempts},
+        )
+        background = job.size > settings.ICS_IMPORT_BACKGROUND_BYTES
+        if background:
+            from integrations.tasks import ics_import_task
+
+            job_id = job.pk
+            transaction.on_commit(lambda: ics_import_task.delay(job_id))
+    if not background:
+        try:
+            job = ics_import_run(import_id=job.pk)
+        except Exception:  # recorded on the job by ics_import_run; the caller reads it there
+            job.refresh_from_db()
+    return job

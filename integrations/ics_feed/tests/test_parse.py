@@ -182,7 +182,7 @@ def test_the_same_file_gives_the_same_versions_and_a_change_a_new_one():
         ),
         (
             calendar(event("DTSTART:2026102xT190000Z")),
-            "DTSTART: Wrong datetime format",
+            "the value of DTSTART cannot be read",
             7,
         ),
         (
@@ -194,7 +194,7 @@ def test_the_same_file_gives_the_same_versions_and_a_change_a_new_one():
         (calendar(event("SUMMARY:x")), "has no DTSTART", 4),
         (
             calendar(event("DTSTART;TZID=Mars/Olympus:20261021T190000")),
-            "time zone 'Mars/Olympus'",
+            "DTSTART uses a TZID that is neither",
             7,
         ),
         (

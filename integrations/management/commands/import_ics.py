@@ -59,3 +59,5 @@ class Command(BaseCommand):
         )
         for error in result.errors[:20]:
             self.stdout.write(f"  {error}")
+        for warning in result.warnings[:20]:
+            self.stdout.write(f"  warning: {warning}")
