@@ -149,7 +149,7 @@ def entry_hash(*, key: bytes | None, key_id: str, **fields: Any) -> str:
     if key is None:
         raise ValueError(f"entry_hash needs the key of {key_id!r}.")
     canonical = json.dumps({**fields, "key_id": key_id}, sort_keys=True, separators=(",", ":"), default=str)
-    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, canonical.encode(), "sha256").hex()  # the one-shot C path: as cheap as sha256
 
 
 class AuditChainHead(models.Model):
