@@ -27,6 +27,7 @@ class AuditLogOutput(serializers.ModelSerializer):
             "source_ip",
             "prev_hash",
             "hash",
+            "key_id",
         ]
 
 

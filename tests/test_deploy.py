@@ -15,7 +15,7 @@ def _manage(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProce
     clean = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "PATIENT_REF_KEY", "DEBUG")
+        if k not in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "PATIENT_REF_KEY", "AUDIT_HMAC_KEYS", "DEBUG")
     }
     clean.update(DJANGO_SETTINGS_MODULE="config.settings.base", HUB_VAR_DIR=str(tmp_path), **env)
     return subprocess.run(
@@ -34,8 +34,21 @@ def test_production_settings_pass_check_deploy(tmp_path):
         SECRET_KEY="x" * 20 + Fernet.generate_key().decode(),
         FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         PATIENT_REF_KEY="k" * 32,
+        AUDIT_HMAC_KEYS="k1:" + Fernet.generate_key().decode(),
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_an_audit_chain_key(tmp_path):
+    result = _manage(
+        "check",
+        tmp_path=tmp_path,
+        DEBUG="false",
+        SECRET_KEY="x" * 50,
+        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        PATIENT_REF_KEY="k" * 32,
+    )
+    assert result.returncode != 0 and "AUDIT_HMAC_KEYS must be set" in result.stderr
 
 
 def test_production_refuses_to_start_without_secrets(tmp_path):

@@ -6,6 +6,7 @@ Embedded default: SQLite and a filesystem Celery broker under var/. Production: 
 
 from __future__ import annotations
 
+import base64
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -56,6 +57,13 @@ PATIENT_REF_KEY = env.str("PATIENT_REF_KEY", default="") or _local_secret(
 DEMO_SECRET = env.str("DEMO_SECRET", default="") or (
     _local_secret("DEMO_SECRET", lambda: secrets.token_urlsafe(32)) if DEBUG else ""
 )
+# Keys the audit chain (HMAC-SHA256): "keyid:base64secret", comma-separated, newest first. New entries use
+# the first; keep retired keys listed so the entries they signed still verify (docs/audit.md).
+AUDIT_HMAC_KEYS = env.list("AUDIT_HMAC_KEYS", default=[]) or [
+    _local_secret("AUDIT_HMAC_KEYS", lambda: f"local1:{base64.b64encode(secrets.token_bytes(32)).decode()}")
+]
+# Where the periodic anchor of the chain head is appended (JSON lines), besides the hub.audit.anchor logger.
+AUDIT_ANCHOR_FILE = env.str("AUDIT_ANCHOR_FILE", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -240,6 +248,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "audit-verify-nightly": {"task": "audit.tasks.audit_verify_task", "schedule": crontab(hour=2, minute=30)},
+    "audit-anchor": {"task": "audit.tasks.audit_anchor_task", "schedule": crontab(minute="*/10")},
     "conflicts-scan-nightly": {
         "task": "conflicts.tasks.conflicts_scan_task",
         "schedule": crontab(hour=3, minute=0),

@@ -15,6 +15,11 @@ os.environ.setdefault(
 
 os.environ.setdefault("PATIENT_REF_KEY", "test-patient-ref-key")
 os.environ.setdefault("DEMO_SECRET", "test-demo-secret")
+# Two audit chain keys, newest first, so verification of entries under a retired key is exercised.
+os.environ.setdefault(
+    "AUDIT_HMAC_KEYS",
+    "test2:dGVzdC1hdWRpdC1rZXktdHdvLTAxMjM0NTY3ODlhYmNkZWY=,test1:dGVzdC1hdWRpdC1rZXktb25lLTAxMjM0NTY3ODlhYmNkZWZn",
+)
 
 from .base import *  # noqa: E402,F403
 from .base import DATABASES, VAR_DIR  # noqa: E402
