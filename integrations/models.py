@@ -61,6 +61,10 @@ class Connection(models.Model):
     # When the last complete read of the window succeeded: the moving window re-reads it in full once this
     # is older than the full-read interval, so events that were beyond the horizon come in.
     last_full_sync_at = models.DateTimeField(null=True, blank=True)
+    # Held while a sync fetches (outside any transaction: a slow platform must not hold the database).
+    # A second sync meanwhile does not start; it leaves a request that the running one re-queues when it
+    # ends. A worker that dies mid-fetch loses the lease when it expires.
+    sync_lease_until = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

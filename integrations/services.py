@@ -588,74 +588,61 @@ def _window(connection: Connection) -> tuple[datetime, datetime]:
     )
 
 
+#: How long a sync may fetch before another worker may start one (a crash mid-fetch): longer than any
+#: platform read takes with its per-request timeouts.
+SYNC_LEASE = timedelta(minutes=30)
+
+
 def connection_sync(
     *, connection_id: int, actor: Any | None = None, force_full: bool = False
 ) -> SyncRun | None:
     """Run one sync of a connection: fetch through its connector, apply, record the run.
 
-    A paused or needs-reauth connection does not run (returns None). A failed fetch changes no appointment:
-    the run and the connection record the error; auth failures mark the connection needs_reauth.
+    Three steps, and the fetch (HTTP) is in no transaction: claim the connection (a short transaction that
+    takes a lease and records the run as running), fetch, then apply and record in a second transaction,
+    only while the lease is still ours. A paused or needs-reauth connection does not run (returns None), nor
+    does one being synced already (its sync is asked to run again when it ends). A failed fetch changes no
+    appointment: the run and the connection record the error; auth failures mark the connection
+    needs_reauth.
     """
     from .registry import connector_class
 
-    with transaction.atomic():
-        # The row lock makes concurrent syncs of one connection queue up instead of interleaving.
-        connection = Connection.objects.select_for_update().get(pk=connection_id)
-        if connection.sync_requested_at is not None:
-            # This run serves every early request made so far; a request from now on queues a new one.
-            Connection.objects.filter(pk=connection.pk).update(sync_requested_at=None)
-            connection.sync_requested_at = None
-        if connection.status in (Connection.Status.PAUSED, Connection.Status.NEEDS_REAUTH):
-            return None
-        if connection.sync_not_before is not None and timezone.now() < connection.sync_not_before:
-            return None  # the platform asked for a pause (Retry-After): the next tick after it runs
-        run = SyncRun.objects.create(connection=connection, started_at=timezone.now())
-        connector = connector_class(connection.platform)(connection)
-        window = _window(connection)
-        # The moving window: a cursor alone never brings in what was beyond the horizon at the last full
-        # read, so the window is re-read in full (diffed against the ledger) once that read is stale.
-        full_due = _full_read_due(connection, run.started_at)
-        cursor = None if force_full or full_due else (connection.cursor or None)
+    claimed = _sync_claim(connection_id=connection_id, force_full=force_full)
+    if claimed is None:
+        return None
+    connection, run, lease, cursor, window = claimed
+    connector = connector_class(connection.platform)(connection)
+    error: ConnectorError | None = None
+    try:
         try:
-            try:
-                result = connector.fetch(cursor=cursor, window=window)
-            except CursorExpired:
-                cursor = None
-                result = connector.fetch(cursor=None, window=window)
-        except ConnectorError as exc:
-            _store_refreshed_tokens(connection, connector)
+            result = connector.fetch(cursor=cursor, window=window)
+        except CursorExpired:
+            cursor = None
+            result = connector.fetch(cursor=None, window=window)
+    except ConnectorError as exc:
+        error = exc
+    except BaseException:
+        _sync_release(connection_id=connection_id, run=run, lease=lease, reason="crashed")
+        raise
+    _store_refreshed_tokens(connection, connector)
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update().get(pk=connection_id)
+        if connection.sync_lease_until != lease:
+            # Our lease expired and another sync took over: what we fetched may be older than what it
+            # applies, so nothing of ours is applied.
             run.status, run.finished_at = SyncRun.Status.FAILED, timezone.now()
-            run.errors = [exc.message]
+            run.errors = ["The sync took longer than its lease; another sync took over."]
             run.save()
-            connection.failed_syncs += 1
-            connection.status = (
-                Connection.Status.NEEDS_REAUTH
-                if isinstance(exc, ConnectorAuthError)
-                else Connection.Status.ERROR
-                if exc.permanent or connection.failed_syncs >= Connection.FAILURES_BEFORE_ERROR
-                else connection.status
-            )
-            connection.last_error = exc.message
-            if exc.retry_after is not None:
-                connection.sync_not_before = timezone.now() + timedelta(seconds=max(0.0, exc.retry_after))
-            connection.save(
-                update_fields=["status", "last_error", "sync_not_before", "failed_syncs", "updated"]
-            )
-            audit_record(
-                actor=actor,
-                action="integrations.connection.sync_failed",
-                target=connection,
-                details={
-                    "error": exc.message,
-                    "failed_syncs": connection.failed_syncs,
-                    "status": connection.status,
-                    "permanent": exc.permanent,
-                    "needs_reauth": isinstance(exc, ConnectorAuthError),
-                    "retry_after": exc.retry_after,
-                },
-            )
             return run
-        _store_refreshed_tokens(connection, connector)
+        connection.sync_lease_until = None
+        if connection.sync_requested_at is not None:
+            # A change was announced while we fetched: it gets a sync of its own (the request stays set, so
+            # further announcements join it).
+            _requeue = connection.pk
+            transaction.on_commit(lambda: _sync_task_delay(_requeue))
+        if error is not None:
+            _sync_record_failure(connection=connection, run=run, exc=error, actor=actor)
+            return run
         counts = sync_apply(connection=connection, result=result)
         run.full_read = cursor is None
         for name in ("fetched", "created", "updated", "cancelled", "unchanged"):
@@ -665,18 +652,103 @@ def connection_sync(
         run.save()
         if result.cursor is not None:
             connection.cursor = result.cursor
-        connection.status, connection.last_error, connection.last_synced_at = (
-            Connection.Status.OK,
-            "",
-            run.finished_at,
-        )
+        if connection.status not in (Connection.Status.PAUSED, Connection.Status.NEEDS_REAUTH):
+            connection.status = Connection.Status.OK  # (paused or disconnected while we fetched: stays so)
+        connection.last_error, connection.last_synced_at = "", run.finished_at
         connection.sync_not_before, connection.failed_syncs = None, 0
         fields = ["cursor", "status", "last_error", "last_synced_at", "sync_not_before", "failed_syncs"]
         if run.full_read:
             connection.last_full_sync_at = run.started_at
             fields.append("last_full_sync_at")
-        connection.save(update_fields=[*fields, "updated"])
+        connection.save(update_fields=[*fields, "sync_lease_until", "updated"])
     return run
+
+
+def _sync_claim(
+    *, connection_id: int, force_full: bool
+) -> tuple[Connection, SyncRun, datetime, str | None, tuple[datetime, datetime]] | None:
+    """Take the connection's sync lease and record a running run; None when the sync must not run now."""
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update().get(pk=connection_id)
+        now = timezone.now()
+        if connection.status in (Connection.Status.PAUSED, Connection.Status.NEEDS_REAUTH):
+            return None
+        if connection.sync_not_before is not None and now < connection.sync_not_before:
+            return None  # the platform asked for a pause (Retry-After): the next tick after it runs
+        if connection.sync_lease_until is not None and now < connection.sync_lease_until:
+            # Another worker is fetching; it may have started before the change this run was meant for,
+            # so it is asked to run once more when it ends.
+            Connection.objects.filter(pk=connection.pk, sync_requested_at__isnull=True).update(
+                sync_requested_at=now
+            )
+            return None
+        # This run serves every early request made so far; a request from now on queues a new one.
+        lease = now + SYNC_LEASE
+        Connection.objects.filter(pk=connection.pk).update(sync_requested_at=None, sync_lease_until=lease)
+        connection.sync_requested_at, connection.sync_lease_until = None, lease
+        run = SyncRun.objects.create(connection=connection, started_at=now)
+        window = _window(connection)
+        # The moving window: a cursor alone never brings in what was beyond the horizon at the last full
+        # read, so the window is re-read in full (diffed against the ledger) once that read is stale.
+        full_due = _full_read_due(connection, now)
+        cursor = None if force_full or full_due else (connection.cursor or None)
+    return connection, run, lease, cursor, window
+
+
+def _sync_release(*, connection_id: int, run: SyncRun, lease: datetime, reason: str) -> None:
+    """An unexpected error in the fetch: the run is failed and the lease given back (if still ours)."""
+    with transaction.atomic():
+        Connection.objects.filter(pk=connection_id, sync_lease_until=lease).update(sync_lease_until=None)
+        run.status, run.finished_at = SyncRun.Status.FAILED, timezone.now()
+        run.errors = [f"The sync {reason}; see the worker's log."]
+        run.save()
+
+
+def _sync_task_delay(connection_id: int) -> None:
+    from .tasks import connection_sync_task
+
+    connection_sync_task.delay(connection_id)
+
+
+def _sync_record_failure(*, connection: Connection, run: SyncRun, exc: ConnectorError, actor: Any) -> None:
+    run.status, run.finished_at = SyncRun.Status.FAILED, timezone.now()
+    run.errors = [exc.message]
+    run.save()
+    connection.failed_syncs += 1
+    if connection.status not in (Connection.Status.PAUSED, Connection.Status.NEEDS_REAUTH):
+        connection.status = (
+            Connection.Status.NEEDS_REAUTH
+            if isinstance(exc, ConnectorAuthError)
+            else Connection.Status.ERROR
+            if exc.permanent or connection.failed_syncs >= Connection.FAILURES_BEFORE_ERROR
+            else connection.status
+        )
+    connection.last_error = exc.message
+    if exc.retry_after is not None:
+        connection.sync_not_before = timezone.now() + timedelta(seconds=max(0.0, exc.retry_after))
+    connection.save(
+        update_fields=[
+            "status",
+            "last_error",
+            "sync_not_before",
+            "failed_syncs",
+            "sync_lease_until",
+            "updated",
+        ]
+    )
+    audit_record(
+        actor=actor,
+        action="integrations.connection.sync_failed",
+        target=connection,
+        details={
+            "error": exc.message,
+            "failed_syncs": connection.failed_syncs,
+            "status": connection.status,
+            "permanent": exc.permanent,
+            "needs_reauth": isinstance(exc, ConnectorAuthError),
+            "retry_after": exc.retry_after,
+        },
+    )
 
 
 def _full_read_due(connection: Connection, now: datetime) -> bool:
