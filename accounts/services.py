@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.utils import timezone
 
 from audit.services import audit_record
 
@@ -62,3 +65,40 @@ def api_token_issue(*, actor: Any | None, user: Any) -> tuple[str, Any]:
             details={"token_prefix": instance.token_key[:8], "expiry": str(instance.expiry)},
         )
     return token, instance.expiry
+
+
+def idempotency_keys_purge(*, now: datetime | None = None) -> int:
+    """Delete Idempotency-Key records past IDEMPOTENCY_KEY_TTL_HOURS (their replay data is PHI-bearing)."""
+    from .models import IdempotencyKey
+
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    with transaction.atomic():
+        deleted, _ = IdempotencyKey.objects.filter(created__lt=cutoff).delete()
+        if deleted:
+            audit_record(
+                actor=None,
+                action="accounts.idempotency_key.purged",
+                details={"count": deleted, "before": cutoff.isoformat()},
+            )
+    return deleted
+
+
+def api_tokens_revoke(*, actor: Any | None, user: Any, token: Any | None = None, reason: str) -> int:
+    """Revoke one of the user's API tokens (`token`, a knox AuthToken) or, without it, all of them. Audited
+    by prefix only. Returns how many were revoked."""
+    from knox.models import AuthToken
+
+    with transaction.atomic():
+        tokens = AuthToken.objects.filter(user=user)
+        if token is not None:
+            tokens = tokens.filter(pk=token.pk)
+        prefixes = sorted(t[:8] for t in tokens.values_list("token_key", flat=True))
+        count, _ = tokens.delete()
+        if prefixes:
+            audit_record(
+                actor=actor,
+                action="accounts.api_token.revoked",
+                target=user,
+                details={"token_prefixes": prefixes, "reason": reason},
+            )
+    return len(prefixes) if count else 0

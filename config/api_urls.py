@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 import lib.ids  # noqa: F401  (registers <id:...>)
-from accounts.apis import TokenObtainApi
+from accounts.apis import LogoutAllApi, LogoutApi, TokenObtainApi
 from audit.apis import AuditLogListApi
 from conflicts.apis import ConflictDetailApi, ConflictListApi, ConflictResolveApi
 from integrations.apis import (
@@ -21,8 +21,11 @@ from scheduler import apis as scheduling
 
 urlpatterns = [
     path("auth/token/", TokenObtainApi.as_view(), name="auth-token"),
+    path("auth/logout/", LogoutApi.as_view(), name="auth-logout"),
+    path("auth/logout-all/", LogoutAllApi.as_view(), name="auth-logout-all"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script under the CSP.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     path("appointments/", scheduling.AppointmentListApi.as_view(), name="appointments"),
     path("appointments/<id:pk>/", scheduling.AppointmentDetailApi.as_view(), name="appointment"),
     path(

@@ -11,13 +11,15 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import Http404
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import exceptions, pagination, serializers, status
@@ -276,8 +278,11 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
                 [request.method, request.path, _fingerprint_data(request.data)], sort_keys=True, default=str
             ).encode()
         ).hexdigest()
+        expired_before = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
         try:
             with transaction.atomic():
+                # An expired key is free again (the purge task may not have run yet).
+                IdempotencyKey.objects.filter(user=request.user, key=key, created__lt=expired_before).delete()
                 record = IdempotencyKey.objects.create(user=request.user, key=key, fingerprint=fingerprint)
                 response = view_method(self, request, *args, **kwargs)
                 if response.status_code >= 400:

@@ -54,3 +54,8 @@ def test_production_refuses_to_start_without_an_audit_chain_key(tmp_path):
 def test_production_refuses_to_start_without_secrets(tmp_path):
     result = _manage("check", tmp_path=tmp_path, DEBUG="false")
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_a_session_lifetime_over_12_hours_is_refused_at_start(tmp_path):
+    result = _manage("check", tmp_path=tmp_path, DEBUG="true", SESSION_COOKIE_AGE=str(13 * 3600))
+    assert result.returncode != 0 and "at most 12 hours" in result.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 from cryptography.fernet import Fernet
+from csp import constants as csp_constants
 from django.core.exceptions import ImproperlyConfigured
 
 from lib.derive import derive_secret
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "csp",
     "rest_framework",
     "knox",
     "drf_spectacular",
@@ -98,6 +100,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.RequestContextMiddleware",
+    "accounts.middleware.SessionLifetimeMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes requires: it turns a lockout into a 429 response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -156,6 +160,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"  # JSON error shape on /api/, a page elsewhere
 
 # django-guardian: no anonymous user object; anonymous visitors have no permissions at all.
 ANONYMOUS_USER_NAME = None
@@ -254,6 +259,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=0),
     },
     "write-queue-drain": {"task": "integrations.tasks.write_queue_drain_task", "schedule": 60.0},
+    "idempotency-keys-purge": {
+        "task": "accounts.tasks.idempotency_keys_purge_task",
+        "schedule": crontab(minute=17),
+    },
     "ics_import_reap_stale": {"task": "ics_import_reap_stale", "schedule": 300.0},
     "google-channels-renew": {
         "task": "integrations.tasks.google_channels_renew_task",
@@ -265,6 +274,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # full read is this old, so events that were beyond the horizon come in (per connection: config
 # "full_read_hours").
 SYNC_FULL_READ_HOURS = env.float("SYNC_FULL_READ_HOURS", default=24.0)
+# Idempotency-Key records (their replay data is encrypted) are honoured and kept this long, as Stripe's are.
+IDEMPOTENCY_KEY_TTL_HOURS = env.float("IDEMPOTENCY_KEY_TTL_HOURS", default=24.0)
 
 # The demo's platform emulators (`manage.py run_emulators`) and where they announce webhooks.
 EMULATOR_PORTS = {
@@ -348,5 +359,33 @@ if not DEBUG:
     if not SECURE_HSTS_PRELOAD:
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SESSION_COOKIE_HTTPONLY = True
+# Sessions end SESSION_IDLE_MINUTES after their last request and SESSION_COOKIE_AGE after sign-in, however
+# active (accounts.middleware.SessionLifetimeMiddleware); a shared front-desk screen must not stay signed in.
+SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=30)
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+if not 0 < SESSION_COOKIE_AGE <= 12 * 3600:
+    raise ImproperlyConfigured(
+        f"SESSION_COOKIE_AGE is {SESSION_COOKIE_AGE} seconds; a session may last at most 12 hours (43200)."
+    )
+if SESSION_IDLE_MINUTES <= 0:
+    raise ImproperlyConfigured("SESSION_IDLE_MINUTES must be a positive number of minutes.")
+# Content-Security-Policy (django-csp): scripts and styles from the hub only. FullCalendar injects its own
+# stylesheet at run time; it takes the per-request nonce from <meta name="csp-nonce"> (base.html). Style
+# attributes stay allowed (the admin sets a few; they cannot run code).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp_constants.SELF],
+        "script-src": [csp_constants.SELF],
+        "style-src": [csp_constants.SELF, csp_constants.NONCE],
+        "style-src-attr": [csp_constants.UNSAFE_INLINE],
+        "img-src": [csp_constants.SELF, "data:"],
+        "font-src": [csp_constants.SELF, "data:"],
+        "connect-src": [csp_constants.SELF],
+        "object-src": [csp_constants.NONE],
+        "base-uri": [csp_constants.SELF],
+        "form-action": [csp_constants.SELF],
+        "frame-ancestors": [csp_constants.NONE],
+    }
+}
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

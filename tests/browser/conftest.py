@@ -83,7 +83,7 @@ def open_page(browser: Any, live_server: Any) -> Iterator[Any]:
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(lambda url: urlsplit(url).path == urlsplit(path).path)
         page.wait_for_selector(".fc-view-harness")
-        page.wait_for_function("Number(document.getElementById('calendar-app').dataset.loaded) >= 1")
+        page.wait_for_function("() => Number(document.getElementById('calendar-app').dataset.loaded) >= 1")
         return page
 
     yield _open

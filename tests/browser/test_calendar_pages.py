@@ -37,7 +37,7 @@ def loads(page: Any) -> int:
 
 def wait_reloaded(page: Any, before: int) -> None:
     """Wait until a load requested after `before` has been painted."""
-    page.wait_for_function(f"Number(document.getElementById('calendar-app').dataset.loaded) > {before}")
+    page.wait_for_function(f"() => Number(document.getElementById('calendar-app').dataset.loaded) > {before}")
 
 
 def slot_point(page: Any, date: str, time: str) -> tuple[float, float]:
@@ -95,7 +95,7 @@ def test_front_desk_books_an_empty_slot_and_a_clash_is_refused_with_its_reason(
     open_page: Any, scenario: Scenario, frontdesk_user: Any
 ) -> None:
     page = open_page("fran", "pw-desk-123", f"/calendar/board/?date={DATE}")
-    page.wait_for_function("document.getElementById('calendar-app').dataset.ready === 'true'")
+    page.wait_for_function("() => document.getElementById('calendar-app').dataset.ready === 'true'")
     before = loads(page)
     page.select_option("#f-therapist", str(scenario.thea.pk))  # debounced filter, range-only reload
     wait_reloaded(page, before)
@@ -162,7 +162,7 @@ def test_dragging_onto_busy_time_asks_first_and_changes_nothing_until_a_choice(
     open_page: Any, scenario: Scenario, frontdesk_user: Any
 ) -> None:
     page = open_page("fran", "pw-desk-123", f"/calendar/board/?date={DATE}")
-    page.wait_for_function("document.getElementById('calendar-app').dataset.ready === 'true'")
+    page.wait_for_function("() => document.getElementById('calendar-app').dataset.ready === 'true'")
     moved = scenario.afternoon
     busy = page.locator(f".fc-event[data-busy='{scenario.busy.pk}']")
     assert busy.inner_text().strip().endswith("Busy")
@@ -212,7 +212,7 @@ def test_an_admin_drags_onto_an_appointment_and_overrides_with_a_reason(
     open_page: Any, scenario: Scenario, admin_user: Any
 ) -> None:
     page = open_page("ada", "pw-admin-123", f"/calendar/board/?date={DATE}")
-    page.wait_for_function("document.getElementById('calendar-app').dataset.ready === 'true'")
+    page.wait_for_function("() => document.getElementById('calendar-app').dataset.ready === 'true'")
     moved = scenario.afternoon
     box = event(page, moved.pk).bounding_box()
     page.mouse.move(box["x"] + 10, box["y"] + 4)
@@ -285,7 +285,7 @@ def test_a_therapist_sees_only_their_own_appointments_in_month_week_and_day(
     assert page.locator(".fc-timeGridDay-view").count() == 1
     monday = {scenario.confirmed.pk, scenario.afternoon.pk, scenario.clashing.pk, scenario.external.pk}
     page.wait_for_function(
-        f"document.querySelectorAll('.fc-event[data-appointment]').length === {len(monday)}"
+        f"() => document.querySelectorAll('.fc-event[data-appointment]').length === {len(monday)}"
     )
     assert shown_ids(page) == monday
     screenshot(page, "member-day")
@@ -294,7 +294,7 @@ def test_a_therapist_sees_only_their_own_appointments_in_month_week_and_day(
     tuesday = set(Appointment.objects.filter(start__date="2026-12-08").values_list("pk", flat=True))
     assert len(tuesday) == 2  # the completed and the no-show
     page.wait_for_selector(".fc-timegrid-col[data-date='2026-12-08']")
-    page.wait_for_function("document.querySelectorAll('.fc-event[data-appointment]').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('.fc-event[data-appointment]').length === 2")
     assert shown_ids(page) == tuesday & scenario.mine
     assert page.js_errors == []
 
@@ -309,7 +309,7 @@ def test_the_keyboard_reschedules_through_the_details_dialog_with_the_same_clash
     open_page: Any, scenario: Scenario, frontdesk_user: Any
 ) -> None:
     page = open_page("fran", "pw-desk-123", f"/calendar/board/?date={DATE}")
-    page.wait_for_function("document.getElementById('calendar-app').dataset.ready === 'true'")
+    page.wait_for_function("() => document.getElementById('calendar-app').dataset.ready === 'true'")
     moved = scenario.afternoon
     event(page, moved.pk).focus()
     page.keyboard.press("Enter")

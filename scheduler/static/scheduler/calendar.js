@@ -244,6 +244,9 @@
     source_system: document.getElementById("f-source"),
     status: document.getElementById("f-status"),
   };
+  // The filters apply as they change; Enter must not submit (and reload) the form. (A listener, not an
+  // onsubmit attribute: the Content-Security-Policy allows no inline handlers.)
+  document.getElementById("filters")?.addEventListener("submit", (event) => event.preventDefault());
 
   function filterParams() {
     const params = new URLSearchParams();
