@@ -5,7 +5,7 @@ unhandled exception. Parametrised per file, so a failure names it. The result is
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import icalendar
@@ -49,3 +49,40 @@ def test_a_corpus_calendar_imports_or_is_refused_cleanly(path, therapist_a):
         return
     events = occurrences_to_events(parsed, platform="ics_feed")
     sync_apply(connection=connection, result=FetchResult(events, complete_window=WINDOW))
+
+
+X_WR = [p for p in CORPUS if b"X-WR-TIMEZONE" in p.read_bytes()]
+
+
+@pytest.mark.parametrize("path", X_WR, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_x_wr_timezone_is_read_as_the_x_wr_timezone_package_reads_it(path):
+    """Every timed, not cancelled occurrence starts at the instant x-wr-timezone + recurring-ical-events
+    give, over a year from the file's first event (a year keeps daily series under the per-event cap)."""
+    import x_wr_timezone
+
+    data = path.read_bytes()
+    reference = x_wr_timezone.to_standard(icalendar.Calendar.from_ical(data))
+    starts = [
+        e["DTSTART"].dt
+        for e in reference.walk("VEVENT")
+        if e.get("DTSTART") is not None and isinstance(e["DTSTART"].dt, datetime) and e["DTSTART"].dt.tzinfo
+    ]
+    if not starts:
+        return  # all-day or floating events only: nothing the calendar's zone decides
+    first = min(starts).astimezone(UTC)
+    window = (first - timedelta(days=1), first + timedelta(days=365))
+    try:
+        ours = parse_calendar(data, window=window, default_zone="UTC")
+    except IcsError:
+        return  # refused for another reason (e.g. an event without a UID), cleanly: the corpus test covers it
+    expected = sorted(
+        e["DTSTART"].dt.astimezone(UTC)
+        for e in recurring_ical_events.of(reference).between(*window)
+        if isinstance(e["DTSTART"].dt, datetime) and e["DTSTART"].dt.tzinfo is not None
+    )
+    got = sorted(
+        o.start.astimezone(UTC)
+        for o in ours.occurrences
+        if not o.all_day and not o.cancelled and o.zone != "floating"
+    )
+    assert got == expected, (path.name, sorted(set(got) ^ set(expected))[:5])
