@@ -10,12 +10,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from audit.services import audit_record
-from lib.admin import AuditedModelAdmin
+from lib.admin import AuditedModelAdmin, run_service_action
 from lib.errors import InvalidInput
 from lib.jsonutil import loads_bounded
 from scheduler.models import IcsImport
 
-from .ics_feed.services import ics_import_submit, import_window
+from .ics_feed.services import ics_import_retry, ics_import_submit, import_window
 from .models import APIWriteQueue, Connection, SyncRun
 from .services import connection_schedule, connection_set_credentials, write_jobs_retry
 
@@ -270,6 +270,21 @@ class IcsImportAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    actions = ["retry"]
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("scheduler.add_appointment")  # as POST /api/v1/imports/{id}/retry/
+
+    @admin.action(description="Retry selected failed imports", permissions=["retry"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[IcsImport]) -> None:
+        run_service_action(
+            self,
+            request,
+            queryset,
+            lambda job: ics_import_retry(actor=request.user, import_id=job.pk),
+            "import(s) started again",
+        )
 
     @admin.display(description="Progress")
     def progress_display(self, obj: IcsImport) -> str:

@@ -351,3 +351,23 @@ def test_the_command_refuses_the_issue_reproductions(therapist_a, tmp_path, caps
     call_command("import_ics", *args, "--window-end", "2026-12-31")
     assert Appointment.objects.count() == 1
     assert "warning: line 9: the RRULE of the event UID 'u1' is ignored" in capsys.readouterr().out
+
+
+def test_the_front_desk_retries_a_stale_import_from_the_admin(therapist_a, frontdesk_user, client, settings):
+    data = calendar(event("DTEND:20261005T150000Z"))
+    settings.ICS_IMPORT_BACKGROUND_BYTES = 10
+    with time_machine.travel(datetime(2026, 10, 1, 12, tzinfo=UTC)):
+        job = ics_import_submit(actor=None, therapist=therapist_a, data=data, window=WINDOW)
+    with time_machine.travel(datetime(2026, 10, 1, 12, 31, tzinfo=UTC)):
+        assert ics_import_reap_stale() == [job.pk]
+        settings.ICS_IMPORT_BACKGROUND_BYTES = 10**6
+        client.force_login(frontdesk_user)
+        page = client.get("/admin/scheduler/icsimport/").content.decode()
+        assert "Retry selected failed imports" in page
+        response = client.post(
+            "/admin/scheduler/icsimport/", {"action": "retry", "_selected_action": [job.pk]}, follow=True
+        )
+    assert "1 import(s) started again." in response.content.decode()
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("done", 1)
+    assert Appointment.objects.filter(external_id="u1").count() == 1
