@@ -191,8 +191,8 @@ def patient_create(
     if date_of_birth:
         try:
             datetime.strptime(date_of_birth, "%Y-%m-%d")
-        except ValueError as exc:
-            raise InvalidInput(f"date_of_birth must be YYYY-MM-DD, got {date_of_birth!r}.") from exc
+        except ValueError as exc:  # the message never echoes the value: PHI
+            raise InvalidInput("date_of_birth must be a real date written YYYY-MM-DD.") from exc
     with transaction.atomic():
         patient = Patient.objects.create(
             ref=f"pt_{secrets.token_hex(8)}",

@@ -97,3 +97,10 @@ def test_no_patient_detail_is_stored_in_plain_text_in_any_table(
         if needle.lower() in text.lower()
     ]
     assert leaks == []
+
+
+def test_a_refused_date_of_birth_is_not_echoed_in_the_error(frontdesk_user):
+    response = client_for(frontdesk_user).post(
+        f"{API}/patients/", {"name": "X", "date_of_birth": "1971-02-30"}, format="json"
+    )
+    assert response.status_code == 400 and "1971-02-30" not in response.content.decode()
