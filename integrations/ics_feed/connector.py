@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 
+from lib.ids import parse_whole
+
 from ..base import Connector, ConnectorConfigError, ConnectorError, ExternalEvent, FetchResult
 from ..http import HttpClient
 from .parse import IcsError, Occurrence, ParsedCalendar, check_size, parse_calendar
@@ -181,9 +183,9 @@ class IcsFeedConnector(Connector):
             response = self.http.request("GET", url, expected=(304,), headers=headers, stream=True)
             if response.status_code == 304:
                 return b"", response
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isascii() and declared.isdigit():
-                check_size(int(declared[:19]) if len(declared) <= 19 else limit + 1, limit)
+            declared = parse_whole(response.headers.get("Content-Length") or "")
+            if declared is not None:
+                check_size(declared, limit)
             chunks, size = [], 0
             for chunk in response.iter_content(64 * 1024):
                 size += len(chunk)
